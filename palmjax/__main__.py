@@ -1,0 +1,5 @@
+import sys
+
+from palmjax.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""Orbax checkpoints: training runs (latest + best, resumable) and exported parameters.
+
+A training run directory holds::
+
+    <workdir>/config.json        the run's configuration (written atomically)
+    <workdir>/latest/<step>/     full train state for resuming (params, opt state, step)
+    <workdir>/best/<step>/       the state with the best validation metric
+
+Orbax commits each step directory atomically (it writes to a temporary name and renames),
+so an interrupted save never leaves a half-written checkpoint that a resume would pick up.
+
+An exported model (what ``checkpoints/`` ships) is a directory with ``config.json``,
+``metrics.json`` and ``params/`` (an Orbax PyTree checkpoint of the parameters alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Callable
+
+import jax
+import orbax.checkpoint as ocp
+
+from palmjax.errors import InputError
+from palmjax.io import atomic_path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  """Writes ``obj`` as pretty JSON atomically."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True, default=str)
+      f.write("\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise InputError(f"{path}: no such file") from None
+  except json.JSONDecodeError as e:
+    raise InputError(f"{path}: not valid JSON ({e})") from None
+
+
+class RunCheckpoints:
+  """Latest-N and best-1 Orbax managers for one training run.
+
+  Args:
+    workdir: run directory.
+    save_every: save the latest state every this many steps.
+    keep: how many latest states to keep.
+    best_metric: name of the metric (higher is better unless ``best_mode='min'``).
+  """
+
+  def __init__(self, workdir: str | os.PathLike, *, save_every: int = 500, keep: int = 2,
+               best_metric: str = "val_psnr", best_mode: str = "max"):
+    self.workdir = os.path.abspath(os.fspath(workdir))
+    self.best_metric = best_metric
+    self.latest = ocp.CheckpointManager(
+        os.path.join(self.workdir, "latest"),
+        options=ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep,
+                                             create=True))
+    self.best = ocp.CheckpointManager(
+        os.path.join(self.workdir, "best"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+            keep_checkpoints_without_metrics=False, create=True))
+
+  def save_latest(self, step: int, state: Any, *, force: bool = False) -> bool:
+    return self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def save_best(self, step: int, state: Any, metrics: dict[str, float]) -> bool:
+    return self.best.save(step, args=ocp.args.StandardSave(state),
+                          metrics={k: float(v) for k, v in metrics.items()}, force=True)
+
+  def latest_step(self) -> int | None:
+    return self.latest.latest_step()
+
+  def restore_latest(self, abstract_state: Any) -> Any:
+    step = self.latest.latest_step()
+    if step is None:
+      return None
+    return self.latest.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def restore_best(self, abstract_state: Any) -> Any:
+    step = self.best.best_step()
+    if step is None:
+      return None
+    return self.best.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def best_value(self) -> float | None:
+    step = self.best.best_step()
+    if step is None:
+      return None
+    metrics = self.best.metrics(step)
+    return None if metrics is None else float(metrics[self.best_metric])
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
+
+
+def export_model(directory: str | os.PathLike, params: Any, config: dict[str, Any],
+                 metrics: dict[str, Any] | None = None) -> None:
+  """Writes an exported model (params + config + metrics); replaces one that exists.
+
+  The new model is assembled in a temporary sibling directory and renamed into place, so
+  readers see either the old model or the new one, never a mixture.
+  """
+  directory = os.path.abspath(os.fspath(directory))
+  parent = os.path.dirname(directory)
+  os.makedirs(parent, exist_ok=True)
+  tmp = directory + ".tmp-export"
+  if os.path.exists(tmp):
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.join(tmp, "params"), jax.device_get(params))
+    ckptr.wait_until_finished()
+  write_json(os.path.join(tmp, "config.json"), config)
+  write_json(os.path.join(tmp, "metrics.json"), metrics or {})
+  old = directory + ".tmp-old"
+  if os.path.exists(old):
+    shutil.rmtree(old)
+  if os.path.exists(directory):
+    os.replace(directory, old)
+  os.replace(tmp, directory)
+  if os.path.exists(old):
+    shutil.rmtree(old)
+
+
+def load_exported(directory: str | os.PathLike,
+                  abstract_params: Callable[[dict[str, Any]], Any]) -> tuple[Any, dict, dict]:
+  """Loads ``(params, config, metrics)`` of an exported model.
+
+  ``abstract_params(config)`` must return the parameters' abstract pytree (for example
+  ``jax.eval_shape`` of the model's ``init``) so arrays come back with the right structure.
+  """
+  directory = os.path.abspath(os.fspath(directory))
+  if not os.path.isdir(os.path.join(directory, "params")):
+    raise InputError(f"{directory}: not an exported palmjax model (no params/ inside)")
+  config = read_json(os.path.join(directory, "config.json"))
+  metrics_path = os.path.join(directory, "metrics.json")
+  metrics = read_json(metrics_path) if os.path.exists(metrics_path) else {}
+  with ocp.StandardCheckpointer() as ckptr:
+    params = ckptr.restore(os.path.join(directory, "params"), abstract_params(config))
+  return params, config, metrics

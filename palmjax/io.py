@@ -1,0 +1,202 @@
+"""Image and file I/O: loading 8/16-bit images with clear errors, atomic writes.
+
+All loaders return ``float32`` arrays ``[H, W, C]`` scaled to ``[0, 1]`` by the file's bit
+depth, together with that bit depth so a writer can keep it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import tempfile
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from palmjax.errors import InputError, check_image_array
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+ARRAY_SUFFIXES = (".npy",)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedImage:
+  """A decoded image: pixels in [0, 1] as float32 ``[H, W, C]`` and the source bit depth."""
+
+  pixels: np.ndarray
+  bit_depth: int
+  path: str
+
+
+def _scale_integer(arr: np.ndarray, path: str) -> tuple[np.ndarray, int]:
+  if arr.dtype == np.uint8:
+    return arr.astype(np.float32) / 255.0, 8
+  if arr.dtype in (np.uint16, np.int32, np.int64, np.int16) and arr.dtype != np.uint8:
+    if arr.min() < 0 or arr.max() > 65535:
+      raise InputError(f"{path}: integer pixel values outside 0..65535 "
+                       f"(min {arr.min()}, max {arr.max()})")
+    return arr.astype(np.float32) / 65535.0, 16
+  if arr.dtype == bool:
+    return arr.astype(np.float32), 1
+  raise InputError(f"{path}: unsupported pixel dtype {arr.dtype}; expected 8- or 16-bit")
+
+
+def _check_unit_float(arr: np.ndarray, path: str) -> np.ndarray:
+  """Float images must hold finite values in [0, 1]."""
+  if arr.size == 0:
+    raise InputError(f"{path}: image has zero size {arr.shape}")
+  if not np.all(np.isfinite(arr)):
+    raise InputError(f"{path}: image holds NaN/inf values")
+  if arr.min() < 0 or arr.max() > 1:
+    raise InputError(f"{path}: float image values must lie in [0, 1] "
+                     f"(min {arr.min():.4g}, max {arr.max():.4g})")
+  return arr
+
+
+def _decode_pil(path: str) -> tuple[np.ndarray, int]:
+  try:
+    with Image.open(path) as im:
+      im.load()
+      mode = im.mode
+      if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.int64 if mode == "I" else np.uint16)
+        if mode == "I":
+          # PIL opens 16-bit PNGs as mode "I"; values fit in 16 bits.
+          arr = arr.astype(np.int64)
+        return _scale_integer(arr, path)
+      if mode == "F":
+        return _check_unit_float(np.asarray(im, dtype=np.float32), path), 32
+      if mode in ("1",):
+        return np.asarray(im.convert("L"), dtype=np.uint8).astype(np.float32) / 255.0, 8
+      if mode not in ("L", "RGB"):
+        im = im.convert("RGBA" if "A" in mode or mode == "P" else "RGB")
+        if im.mode == "RGBA":
+          im = im.convert("RGB")
+      arr = np.asarray(im)
+      return _scale_integer(arr, path)
+  except FileNotFoundError:
+    raise InputError(f"{path}: no such file") from None
+  except UnidentifiedImageError:
+    raise InputError(f"{path}: not an image file (or an unsupported format)") from None
+  except (OSError, SyntaxError, ValueError) as e:
+    raise InputError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+def _decode_npy(path: str) -> tuple[np.ndarray, int]:
+  try:
+    arr = np.load(path, allow_pickle=False)
+  except FileNotFoundError:
+    raise InputError(f"{path}: no such file") from None
+  except (ValueError, OSError, EOFError) as e:
+    raise InputError(f"{path}: corrupt or truncated .npy file ({e})") from None
+  if arr.dtype.kind == "f":
+    return _check_unit_float(arr.astype(np.float32), path), 32
+  return _scale_integer(arr, path)
+
+
+def load_image(path: str | os.PathLike, *, channels: int | None = None,
+               min_size: int = 1) -> LoadedImage:
+  """Loads a PNG/JPEG/BMP/TIFF/NPY image as float32 ``[H, W, C]`` in [0, 1].
+
+  Args:
+    path: file to read.
+    channels: ``1`` converts colour to grey (BT.601 luma), ``3`` repeats grey into three
+      channels, ``None`` keeps what the file has.
+    min_size: smallest accepted height/width (e.g. a model's receptive field).
+
+  Raises:
+    InputError: naming the file, for a missing, empty, corrupt or truncated file, an
+      unsupported format or bit depth, NaN, or an image smaller than ``min_size``.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise InputError(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise InputError(f"{path}: is a directory, not an image")
+  if os.path.getsize(path) == 0:
+    raise InputError(f"{path}: empty file")
+  suffix = pathlib.Path(path).suffix.lower()
+  if suffix in ARRAY_SUFFIXES:
+    arr, depth = _decode_npy(path)
+  elif suffix in IMAGE_SUFFIXES or suffix == "":
+    arr, depth = _decode_pil(path)
+  else:
+    raise InputError(f"{path}: unsupported file type {suffix!r}; expected one of "
+                     f"{IMAGE_SUFFIXES + ARRAY_SUFFIXES}")
+  if arr.ndim == 2:
+    arr = arr[..., None]
+  if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+    raise InputError(f"{path}: expected a grey or colour image, got array of shape {arr.shape}")
+  if arr.shape[-1] == 4:
+    arr = arr[..., :3]
+  if arr.size == 0:
+    raise InputError(f"{path}: image has zero size {arr.shape}")
+  check_image_array(arr, path, min_size=min_size)
+  if channels == 1 and arr.shape[-1] == 3:
+    from palmjax.kernels.color import rgb_to_luma
+    arr = np.asarray(rgb_to_luma(arr))
+  elif channels == 3 and arr.shape[-1] == 1:
+    arr = np.repeat(arr, 3, axis=-1)
+  elif channels not in (None, 1, 3):
+    raise InputError(f"channels must be 1, 3 or None, got {channels}")
+  return LoadedImage(np.ascontiguousarray(arr, dtype=np.float32), depth, path)
+
+
+def list_images(directory: str | os.PathLike, *, suffixes=IMAGE_SUFFIXES) -> list[str]:
+  """Sorted image files in ``directory`` (not recursive); raises if there are none."""
+  directory = os.fspath(directory)
+  if not os.path.isdir(directory):
+    raise InputError(f"{directory}: not a directory")
+  files = sorted(
+      os.path.join(directory, f) for f in os.listdir(directory)
+      if pathlib.Path(f).suffix.lower() in suffixes and not f.startswith("."))
+  if not files:
+    raise InputError(f"{directory}: holds no image files ({', '.join(suffixes)})")
+  return files
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+  """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
+
+  A crash or exception leaves ``path`` as it was (never half-written).
+  """
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=pathlib.Path(path).suffix)
+  os.close(fd)
+  try:
+    yield tmp
+    with open(tmp, "rb") as f:
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+
+
+def save_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int = 8) -> None:
+  """Writes ``pixels`` (float in [0, 1], ``[H, W]`` or ``[H, W, 1|3]``) atomically.
+
+  PNG/TIFF support 8-bit grey/colour and 16-bit grey; 16-bit colour is written as 8-bit.
+  """
+  arr = check_image_array(pixels, os.fspath(path))
+  arr = np.clip(arr.astype(np.float64), 0.0, 1.0)
+  grey = arr.shape[-1] == 1
+  if bit_depth == 16 and grey:
+    im = Image.fromarray(np.round(arr[..., 0] * 65535).astype(np.uint16))
+  elif bit_depth in (1, 8, 16, 32):
+    u8 = np.round(arr * 255).astype(np.uint8)
+    im = Image.fromarray(u8[..., 0] if grey else u8)
+  else:
+    raise InputError(f"bit_depth must be 8 or 16, got {bit_depth}")
+  fmt = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+         ".jpg": "JPEG", ".jpeg": "JPEG"}.get(pathlib.Path(path).suffix.lower())
+  if fmt is None:
+    raise InputError(f"{path}: cannot write this file type; use .png, .tif, .bmp or .jpg")
+  with atomic_path(path) as tmp:
+    im.save(tmp, format=fmt)

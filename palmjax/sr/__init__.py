@@ -1,0 +1,21 @@
+"""Super-resolution (palm patent steps P2-P3): SRCNN training, evaluation and inference."""
+
+from palmjax.sr.evaluate import EvalRow, evaluate_pool, summarize
+from palmjax.sr.inference import (SRModel, default_checkpoint, load_model, super_resolve,
+                                  upscale_file)
+from palmjax.sr.train import SRTrainConfig, create_train_state, make_train_step, train
+
+__all__ = [
+    "EvalRow",
+    "SRModel",
+    "SRTrainConfig",
+    "create_train_state",
+    "default_checkpoint",
+    "evaluate_pool",
+    "load_model",
+    "make_train_step",
+    "summarize",
+    "super_resolve",
+    "train",
+    "upscale_file",
+]

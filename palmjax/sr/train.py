@@ -1,0 +1,264 @@
+"""SRCNN training (palm patent step P3): pure jitted optax step, orbax checkpoints, resume.
+
+Pairs of (interpolated low-res, high-res) patches of the same content; MSE loss on the
+pixel difference; Adam (or the paper's SGD with momentum); training stops when the step
+count reaches ``num_steps`` **or** the mean training loss over the last ``log_every`` steps
+falls to ``loss_threshold``.
+
+The batch at step ``s`` comes from ``jax.random.fold_in(key, s)``, and the optimizer state is
+checkpointed with the parameters, so a run interrupted and resumed from its latest
+checkpoint ends with the same parameters as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from palmjax import checkpointing
+from palmjax.data import images
+from palmjax.errors import InputError
+from palmjax.models import SRCNN, SRCNNConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class SRTrainConfig:
+  """Everything a training run depends on (saved as ``config.json`` in the workdir)."""
+
+  scale: int = 3
+  # Architecture (see SRCNNConfig).
+  f1: int = 9
+  f2: int = 5
+  f3: int = 5
+  n1: int = 64
+  n2: int = 32
+  channels: int = 1
+  residual: bool = True
+  # Data: folders of images (None: scikit-image's bundled samples).
+  train_dirs: tuple[str, ...] | None = None
+  val_dir: str | None = None
+  patch_size: int = 32  # size of the target patch (the input patch adds the receptive field)
+  batch_size: int = 16
+  augment: bool = True
+  # Optimisation.
+  optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
+  learning_rate: float = 1e-3
+  schedule: str = "cosine"  # "cosine" (to 1% at num_steps) or "constant"
+  warmup_steps: int = 100
+  grad_clip: float = 1.0  # global-norm clip; 0 disables
+  num_steps: int = 20_000
+  loss_threshold: float = 0.0  # stop once the mean loss <= this (0 disables)
+  # Bookkeeping.
+  seed: int = 0
+  log_every: int = 50
+  eval_every: int = 500
+  save_every: int = 500
+  init_from: str | None = None  # exported model whose params start the run (fine-tuning)
+
+  def __post_init__(self):
+    if self.scale < 2:
+      raise InputError(f"scale must be an integer >= 2, got {self.scale}")
+    if self.batch_size < 1 or self.num_steps < 1 or self.patch_size < 1:
+      raise InputError("batch_size, num_steps and patch_size must be >= 1")
+    if self.optimizer not in ("adam", "sgd"):
+      raise InputError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
+    if self.schedule not in ("cosine", "constant"):
+      raise InputError(f"schedule must be cosine or constant, got {self.schedule!r}")
+    if not self.learning_rate > 0:
+      raise InputError(f"learning_rate must be > 0, got {self.learning_rate}")
+    self.model_config()  # validates the architecture
+
+  def model_config(self) -> SRCNNConfig:
+    return SRCNNConfig(f1=self.f1, f2=self.f2, f3=self.f3, n1=self.n1, n2=self.n2,
+                       channels=self.channels, scale=self.scale, residual=self.residual)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "SRTrainConfig":
+    names = {f.name for f in dataclasses.fields(cls)}
+    d = {k: (tuple(v) if k == "train_dirs" and v is not None else v)
+         for k, v in d.items() if k in names}
+    return cls(**d)
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState: step, params, opt_state (apply_fn and tx are static)."""
+
+
+def make_optimizer(cfg: SRTrainConfig) -> optax.GradientTransformation:
+  if cfg.schedule == "cosine":
+    lr = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, min(cfg.warmup_steps, max(cfg.num_steps - 1, 1)),
+        max(cfg.num_steps, 2), end_value=cfg.learning_rate * 0.01)
+  else:
+    lr = optax.linear_schedule(0.0, cfg.learning_rate, max(cfg.warmup_steps, 1))
+  opt = optax.adam(lr) if cfg.optimizer == "adam" else optax.sgd(lr, momentum=0.9)
+  if cfg.grad_clip > 0:
+    opt = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), opt)
+  return opt
+
+
+def create_train_state(key: jax.Array, cfg: SRTrainConfig) -> TrainState:
+  """Initial train state from an explicit PRNG key."""
+  mcfg = cfg.model_config()
+  model = SRCNN(mcfg)
+  x = jnp.zeros((1, mcfg.receptive_field, mcfg.receptive_field, mcfg.channels), jnp.float32)
+  params = model.init(key, x)["params"]
+  if cfg.init_from:
+    from palmjax.sr.inference import load_model
+    params = load_model(cfg.init_from).params
+  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(cfg))
+
+
+def mse_loss(params: Any, apply_fn: Callable, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Mean squared error between the network's valid output and the target patch."""
+  pred = apply_fn({"params": params}, x, pad=False)
+  return jnp.mean(jnp.square(pred.astype(jnp.float32) - y))
+
+
+def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimisation step on ``(inputs, targets)``: pure function of (state, batch)."""
+  x, y = batch
+  loss, grads = jax.value_and_grad(mse_loss)(state.params, state.apply_fn, x, y)
+  state = state.apply_gradients(grads=grads)
+  return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+
+def make_train_step() -> Callable:
+  """The jitted train step with the incoming state's buffers donated."""
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def batch_at(step: int, key: jax.Array, pool: images.PairPool, cfg: SRTrainConfig
+             ) -> tuple[np.ndarray, np.ndarray]:
+  """The training batch of ``step``: input patches with context, centred target patches."""
+  r = cfg.model_config().radius
+  size = cfg.patch_size + 2 * r
+  x, y = images.sample_batch(jax.random.fold_in(key, step), pool, cfg.batch_size, size,
+                             augment=cfg.augment)
+  return x, y[:, r:r + cfg.patch_size, r:r + cfg.patch_size]
+
+
+def _train_paths(cfg: SRTrainConfig) -> list[str]:
+  if not cfg.train_dirs:
+    return images.embedded_image_paths()
+  paths: list[str] = []
+  for d in cfg.train_dirs:
+    paths += images.folder_paths(d)
+  return paths
+
+
+def _val_paths(cfg: SRTrainConfig) -> list[str]:
+  if cfg.val_dir is None:
+    return images.embedded_image_paths(images.EMBEDDED_VALID)
+  return images.folder_paths(cfg.val_dir)
+
+
+def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | None = None,
+          progress: bool = True, log: Callable[[str], None] = print,
+          stop_after: int | None = None) -> tuple[TrainState, dict[str, Any]]:
+  """Trains (or resumes) an SRCNN in ``workdir``; returns the best state and a summary.
+
+  Args:
+    cfg: the run's configuration. Resuming requires the saved config to match.
+    workdir: run directory (created); holds config.json and the orbax checkpoints.
+    export_to: if given, the best parameters are exported there when training ends.
+    progress: show a tqdm progress bar.
+    log: sink for the periodic log lines.
+    stop_after: stop (as if interrupted) after this step, leaving the run resumable;
+      used by tests and for time-boxed sessions.
+  """
+  from tqdm.auto import tqdm
+  from palmjax.sr.evaluate import evaluate_pool, summarize
+
+  workdir = os.path.abspath(os.fspath(workdir))
+  os.makedirs(workdir, exist_ok=True)
+  cfg_path = os.path.join(workdir, "config.json")
+  if os.path.exists(cfg_path):
+    saved = SRTrainConfig.from_dict(checkpointing.read_json(cfg_path))
+    if saved != cfg:
+      diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
+              if getattr(cfg, k) != v}
+      raise InputError(f"{workdir} holds a run with a different config (saved, given): "
+                       f"{diff}; use a new workdir")
+  else:
+    checkpointing.write_json(cfg_path, cfg.to_dict())
+
+  mcfg = cfg.model_config()
+  pool = images.load_pool(_train_paths(cfg), cfg.scale, cfg.channels,
+                          min_size=cfg.patch_size + 2 * mcfg.radius, progress=progress)
+  val_pool = images.load_pool(_val_paths(cfg), cfg.scale, cfg.channels, progress=progress)
+
+  key = jax.random.key(cfg.seed)
+  init_key, data_key = jax.random.split(key)
+  state = create_train_state(init_key, cfg)
+  ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every)
+  restored = ckpts.restore_latest(state)
+  if restored is not None:
+    state = restored
+    log(f"resumed from step {int(state.step)} in {workdir}")
+  step_fn = make_train_step()
+
+  start = int(state.step)
+  losses: list[float] = []
+  history: list[dict[str, float]] = []
+  stopped_by = "num_steps"
+  t0 = time.time()
+  bar = tqdm(total=cfg.num_steps, initial=start, desc=f"SRCNN x{cfg.scale}", unit="step",
+             disable=not progress)
+  try:
+    for step in range(start, cfg.num_steps):
+      state, metrics = step_fn(state, batch_at(step, data_key, pool, cfg))
+      done = step + 1
+      losses.append(float(metrics["loss"]))
+      if not math.isfinite(losses[-1]):
+        raise FloatingPointError(f"training loss became {losses[-1]} at step {done}; "
+                                 f"lower the learning rate")
+      bar.update(1)
+      mean_loss = float(np.mean(losses[-cfg.log_every:]))
+      if done % cfg.log_every == 0:
+        bar.set_postfix(loss=f"{mean_loss:.3e}")
+      reached = cfg.loss_threshold > 0 and len(losses) >= min(cfg.log_every, done) and \
+          mean_loss <= cfg.loss_threshold
+      last = done == cfg.num_steps or reached or done == stop_after
+      if done % cfg.eval_every == 0 or last:
+        s = summarize(evaluate_pool(state.params, mcfg, val_pool))
+        history.append({"step": done, "loss": mean_loss, **s})
+        ckpts.save_best(done, state, {"val_psnr": s["psnr_sr"]})
+        log(f"step {done}: loss {mean_loss:.3e}  val PSNR {s['psnr_sr']:.2f} dB "
+            f"(bicubic {s['psnr_bicubic']:.2f}, gain {s['psnr_gain']:+.2f})  "
+            f"{(done - start) / (time.time() - t0):.1f} steps/s")
+      ckpts.save_latest(done, state, force=last)
+      if reached:
+        stopped_by = "loss_threshold"
+        log(f"mean loss {mean_loss:.3e} <= threshold {cfg.loss_threshold:g}: stopping")
+        break
+      if done == stop_after:
+        stopped_by = "stop_after"
+        break
+  finally:
+    bar.close()
+    ckpts.wait()
+  best = ckpts.restore_best(state) or state
+  summary = {"final_step": int(state.step), "stopped_by": stopped_by,
+             "best_val_psnr": ckpts.best_value(), "history": history}
+  ckpts.close()
+  if export_to and stopped_by != "stop_after":
+    val = summarize(evaluate_pool(best.params, mcfg, val_pool))
+    checkpointing.export_model(export_to, best.params, dataclasses.asdict(mcfg),
+                               {"validation": val, "train_config": cfg.to_dict(),
+                                "steps": int(best.step)})
+    log(f"exported best model (step {int(best.step)}) to {export_to}")
+  return best, summary

@@ -1,0 +1,30 @@
+"""Shared test configuration.
+
+Hypothesis: JAX compiles on first call, so per-example deadlines are off. The default
+profile runs a moderate number of examples; ``HYPOTHESIS_PROFILE=thorough`` runs more.
+"""
+
+import os
+import pathlib
+
+import hypothesis
+import pytest
+
+hypothesis.settings.register_profile(
+    "default", deadline=None, max_examples=25, print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow,
+                           hypothesis.HealthCheck.data_too_large])
+hypothesis.settings.register_profile(
+    "thorough", parent=hypothesis.settings.get_profile("default"), max_examples=300)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+  """``../shared/data`` (natural-image SR sets); skips the test when it is absent."""
+  if not (SHARED_DATA / "Set5").is_dir():
+    pytest.skip(f"{SHARED_DATA} is absent (natural-image SR data ships only beside the repo)")
+  return SHARED_DATA
