@@ -1,6 +1,8 @@
 """Shared test configuration.
 
-Hypothesis: JAX compiles on first call, so per-example deadlines are off. The default
+Hypothesis: JAX compiles on first call, so per-example deadlines are off. Float strategies
+use ``allow_subnormal=False``: XLA flushes subnormal floats to zero on CPU (and GPU), which
+NumPy-based references do not, so a 1e-43 input is not a meaningful disagreement. The default
 profile runs a moderate number of examples; ``HYPOTHESIS_PROFILE=thorough`` runs more.
 """
 

@@ -1,5 +1,8 @@
 """Metrics: image quality (PSNR/SSIM) and, later, presentation-attack detection."""
 
 from palmjax.metrics.image_quality import crop_border, psnr, ssim
+from palmjax.metrics.pad import (PADReport, eer, pad_report, plot_roc_det, roc_auc, roc_curve,
+                                 threshold_for)
 
-__all__ = ["crop_border", "psnr", "ssim"]
+__all__ = ["PADReport", "crop_border", "eer", "pad_report", "plot_roc_det", "psnr", "roc_auc",
+           "roc_curve", "ssim", "threshold_for"]

@@ -48,7 +48,7 @@ def default_checkpoint(scale: int) -> pathlib.Path:
 def abstract_params(config: SRCNNConfig):
   x = jax.ShapeDtypeStruct((1, config.receptive_field, config.receptive_field,
                             config.channels), jnp.float32)
-  return jax.eval_shape(lambda: SRCNN(config).init(jax.random.key(0), x))["params"]
+  return jax.eval_shape(lambda x: SRCNN(config).init(jax.random.key(0), x), x)["params"]
 
 
 def load_model(path: str | os.PathLike | None = None, *, scale: int | None = None) -> SRModel:

@@ -133,7 +133,7 @@ def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]
   x, y = batch
   loss, grads = jax.value_and_grad(mse_loss)(state.params, state.apply_fn, x, y)
   state = state.apply_gradients(grads=grads)
-  return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+  return state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
 def make_train_step() -> Callable:
@@ -168,7 +168,8 @@ def _val_paths(cfg: SRTrainConfig) -> list[str]:
 
 def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | None = None,
           progress: bool = True, log: Callable[[str], None] = print,
-          stop_after: int | None = None) -> tuple[TrainState, dict[str, Any]]:
+          stop_after: int | None = None, train_pool: images.PairPool | None = None,
+          val_pool: images.PairPool | None = None) -> tuple[TrainState, dict[str, Any]]:
   """Trains (or resumes) an SRCNN in ``workdir``; returns the best state and a summary.
 
   Args:
@@ -179,6 +180,9 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
     log: sink for the periodic log lines.
     stop_after: stop (as if interrupted) after this step, leaving the run resumable;
       used by tests and for time-boxed sessions.
+    train_pool, val_pool: pairs already in memory (e.g. simulated palm radiographs: the
+      interpolated low-resolution capture and the high-resolution one) instead of the
+      folders named in ``cfg``. The caller must pass the same pools when resuming.
   """
   from tqdm.auto import tqdm
   from palmjax.sr.evaluate import evaluate_pool, summarize
@@ -197,9 +201,11 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
     checkpointing.write_json(cfg_path, cfg.to_dict())
 
   mcfg = cfg.model_config()
-  pool = images.load_pool(_train_paths(cfg), cfg.scale, cfg.channels,
-                          min_size=cfg.patch_size + 2 * mcfg.radius, progress=progress)
-  val_pool = images.load_pool(_val_paths(cfg), cfg.scale, cfg.channels, progress=progress)
+  pool = train_pool if train_pool is not None else images.load_pool(
+      _train_paths(cfg), cfg.scale, cfg.channels, min_size=cfg.patch_size + 2 * mcfg.radius,
+      progress=progress)
+  if val_pool is None:
+    val_pool = images.load_pool(_val_paths(cfg), cfg.scale, cfg.channels, progress=progress)
 
   key = jax.random.key(cfg.seed)
   init_key, data_key = jax.random.split(key)
@@ -256,9 +262,37 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
              "best_val_psnr": ckpts.best_value(), "history": history}
   ckpts.close()
   if export_to and stopped_by != "stop_after":
-    val = summarize(evaluate_pool(best.params, mcfg, val_pool))
-    checkpointing.export_model(export_to, best.params, dataclasses.asdict(mcfg),
-                               {"validation": val, "train_config": cfg.to_dict(),
-                                "steps": int(best.step)})
-    log(f"exported best model (step {int(best.step)}) to {export_to}")
+    export_run(workdir, export_to, log=log, val_pool=val_pool)
   return best, summary
+
+
+def export_run(workdir: str | os.PathLike, export_to: str | os.PathLike, *,
+               which: str = "best", log: Callable[[str], None] = print,
+               val_pool: images.PairPool | None = None) -> dict[str, Any]:
+  """Exports the best (or latest) parameters of a run directory as a deployable model.
+
+  The export carries the model config, the run's config and the validation metrics.
+  """
+  from palmjax.sr.evaluate import evaluate_pool, summarize
+
+  workdir = os.path.abspath(os.fspath(workdir))
+  cfg_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(cfg_path):
+    raise InputError(f"{workdir}: not a training run (no config.json)")
+  cfg = SRTrainConfig.from_dict(checkpointing.read_json(cfg_path))
+  template = create_train_state(jax.random.key(0), dataclasses.replace(cfg, init_from=None))
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  state = ckpts.restore_best(template) if which == "best" else ckpts.restore_latest(template)
+  ckpts.close()
+  if state is None:
+    raise InputError(f"{workdir}: holds no {which} checkpoint yet")
+  mcfg = cfg.model_config()
+  if val_pool is None:
+    val_pool = images.load_pool(_val_paths(cfg), cfg.scale, cfg.channels)
+  val = summarize(evaluate_pool(state.params, mcfg, val_pool))
+  metrics = {"validation": val, "validation_data": cfg.val_dir or "embedded",
+             "train_config": cfg.to_dict(), "steps": int(state.step)}
+  checkpointing.export_model(export_to, state.params, dataclasses.asdict(mcfg), metrics)
+  log(f"exported {which} model (step {int(state.step)}, validation PSNR "
+      f"{val['psnr_sr']:.2f} dB, bicubic {val['psnr_bicubic']:.2f}) to {export_to}")
+  return metrics

@@ -1,0 +1,365 @@
+"""Palm liveness classifier training and evaluation (palm patent steps P4-P6).
+
+Samples are labelled 1 (live) / 0 (spoof). The classifier sees one of three inputs (P5
+"raw or SR"): the raw low-resolution capture (``input="lr"``), its bicubic up-scaling
+(``"bicubic"``) or the SRCNN output (``"srcnn"``). Cross-entropy is the differentiable
+surrogate of the patent's 0/1 loss, which is reported alongside. Steps are pure jitted
+functions of ``(state, batch)``; batches are drawn from ``fold_in(key, step)``; the run is
+checkpointed with orbax (latest + best validation loss) and resumes exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from palmjax import checkpointing
+from palmjax.data import palm_xray
+from palmjax.errors import InputError
+from palmjax.metrics import PADReport, pad_report, threshold_for
+from palmjax.models import PalmClassifier, PalmClassifierConfig, live_probability
+
+INPUTS = ("lr", "bicubic", "srcnn")
+
+
+@dataclasses.dataclass(frozen=True)
+class PalmTrainConfig:
+  """A palm liveness training run (saved as ``config.json`` in the workdir)."""
+
+  input: str = "bicubic"  # "lr", "bicubic" or "srcnn"
+  sr_checkpoint: str | None = None  # SRCNN for input="srcnn" (default: shipped palm model)
+  # Simulated data (palmjax.data.palm_xray).
+  image_size: int = 128
+  scale: int = 2
+  n_train: int = 2048
+  n_val: int = 512
+  exclude_attacks: tuple[str, ...] = ()  # attack kinds left out of training (unseen)
+  data_seed: int = 0
+  # Model.
+  features: tuple[int, ...] = (16, 32, 64)
+  convs_per_block: int = 2
+  hidden: int = 64
+  # Optimisation.
+  batch_size: int = 32
+  learning_rate: float = 2e-3
+  weight_decay: float = 1e-4
+  num_steps: int = 1500
+  warmup_steps: int = 50
+  seed: int = 0
+  eval_every: int = 250
+  save_every: int = 250
+  init_from: str | None = None  # exported classifier to start from (tuning)
+
+  def __post_init__(self):
+    if self.input not in INPUTS:
+      raise InputError(f"input must be one of {INPUTS}, got {self.input!r}")
+    unknown = set(self.exclude_attacks) - set(palm_xray.ATTACK_NAMES[1:])
+    if unknown:
+      raise InputError(f"exclude_attacks: unknown attack kinds {sorted(unknown)}; "
+                       f"choose from {palm_xray.ATTACK_NAMES[1:]}")
+    if self.num_steps < 1 or self.batch_size < 1 or self.n_train < 2 or self.n_val < 2:
+      raise InputError("num_steps, batch_size must be >= 1 and n_train, n_val >= 2")
+    self.model_config()
+
+  @property
+  def input_size(self) -> int:
+    return self.image_size // self.scale if self.input == "lr" else self.image_size
+
+  def model_config(self) -> PalmClassifierConfig:
+    return PalmClassifierConfig(features=tuple(self.features),
+                                convs_per_block=self.convs_per_block, hidden=self.hidden,
+                                input_size=self.input_size)
+
+  def sim_config(self) -> palm_xray.PalmXrayConfig:
+    return palm_xray.PalmXrayConfig(size=self.image_size, scale=self.scale)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "PalmTrainConfig":
+    names = {f.name for f in dataclasses.fields(cls)}
+    tuples = ("exclude_attacks", "features")
+    return cls(**{k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in names})
+
+
+# ---------------------------------------------------------------------------------------
+# Data.
+
+def simulate(key: jax.Array, n: int, sim: palm_xray.PalmXrayConfig, *,
+             exclude: tuple[str, ...] = (), only: str | None = None, chunk: int = 64,
+             progress: bool = False, desc: str = "simulating") -> dict[str, np.ndarray]:
+  """``n`` simulated captures as NumPy arrays ``lr, hr, label, attack``.
+
+  ``exclude`` redraws excluded attack kinds as live/other kinds by forcing each excluded
+  sample to a kind drawn from the remaining ones; ``only`` forces every sample to one kind.
+  """
+  names = palm_xray.ATTACK_NAMES
+  rng_key, key = jax.random.split(key)
+  if only is not None:
+    attacks = np.full((n,), names.index(only), np.int32)
+  elif exclude:
+    allowed = [i for i, a in enumerate(names) if a not in exclude]
+    live_p = sim.live_fraction
+    spoof = [i for i in allowed if i != palm_xray.LIVE]
+    probs = np.array([live_p if i == palm_xray.LIVE else (1 - live_p) / len(spoof)
+                      for i in allowed])
+    attacks = np.asarray(jax.random.choice(rng_key, np.array(allowed), (n,), p=probs),
+                         np.int32)
+  else:
+    attacks = np.full((n,), -1, np.int32)
+  out: dict[str, list[np.ndarray]] = {k: [] for k in ("lr", "hr", "label", "attack")}
+  it = range(0, n, chunk)
+  if progress:
+    from tqdm.auto import tqdm
+    it = tqdm(it, desc=desc, unit="chunk", leave=False)
+  for s in it:
+    m = min(chunk, n - s)
+    b = palm_xray.sample(key, m, sim, start=s, attacks=attacks[s:s + m])
+    for k in out:
+      out[k].append(np.asarray(b[k]))
+  return {k: np.concatenate(v) for k, v in out.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("size",))
+def _bicubic_up(lr: jax.Array, size: int) -> jax.Array:
+  from palmjax.kernels import bicubic_resize
+  return jnp.clip(bicubic_resize(lr, size, size), 0.0, 1.0)
+
+
+def classifier_inputs(lr: np.ndarray, cfg: PalmTrainConfig, sr_model: Any = None, *,
+                      chunk: int = 64) -> np.ndarray:
+  """Maps low-resolution captures to what the classifier sees (``cfg.input``)."""
+  if cfg.input == "lr":
+    return np.asarray(lr, np.float32)
+  outs = []
+  for s in range(0, len(lr), chunk):
+    x = jnp.asarray(lr[s:s + chunk])
+    if cfg.input == "bicubic":
+      outs.append(np.asarray(_bicubic_up(x, cfg.image_size)))
+    else:
+      from palmjax.sr.inference import super_resolve
+      outs.append(np.asarray(super_resolve(sr_model, x, scale=cfg.scale)))
+  return np.concatenate(outs)
+
+
+def load_sr_for(cfg: PalmTrainConfig):
+  """The SRCNN used for ``input="srcnn"``: ``cfg.sr_checkpoint`` or the shipped palm model."""
+  if cfg.input != "srcnn":
+    return None
+  from palmjax.sr.inference import checkpoints_dir, load_model
+  path = cfg.sr_checkpoint or str(checkpoints_dir() / f"palm_srcnn_x{cfg.scale}")
+  return load_model(path, scale=cfg.scale)
+
+
+# ---------------------------------------------------------------------------------------
+# Steps.
+
+class TrainState(train_state.TrainState):
+  pass
+
+
+def create_train_state(key: jax.Array, cfg: PalmTrainConfig) -> TrainState:
+  mcfg = cfg.model_config()
+  model = PalmClassifier(mcfg)
+  params = model.init(key, jnp.zeros((1, mcfg.input_size, mcfg.input_size, 1)))["params"]
+  if cfg.init_from:
+    params = load_classifier(cfg.init_from)[0]
+  lr = optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate,
+                                          min(cfg.warmup_steps, cfg.num_steps - 1) or 1,
+                                          max(cfg.num_steps, 2), cfg.learning_rate * 0.02)
+  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(lr, weight_decay=cfg.weight_decay))
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def _losses(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  zero_one = jnp.mean((jnp.argmax(logits, -1) != labels).astype(jnp.float32))
+  return ce, zero_one
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array]
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """Cross-entropy step; also reports the patent's 0/1 loss on the batch."""
+  def loss_fn(params):
+    logits = state.apply_fn({"params": params}, batch["image"])
+    ce, zo = _losses(logits, batch["label"])
+    return ce, zo
+  (ce, zo), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads=grads), {"loss": ce, "zero_one": zo}
+
+
+train_step_jit = jax.jit(train_step, donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def predict_proba(params: Any, images: jax.Array, config: PalmClassifierConfig) -> jax.Array:
+  """P(live) for ``[N, H, W, 1]`` classifier inputs."""
+  return live_probability(PalmClassifier(config).apply({"params": params}, images))
+
+
+def batched_proba(params: Any, images: np.ndarray, config: PalmClassifierConfig,
+                  chunk: int = 256) -> np.ndarray:
+  return np.concatenate([np.asarray(predict_proba(params, jnp.asarray(images[s:s + chunk]),
+                                                  config))
+                         for s in range(0, len(images), chunk)])
+
+
+def _batch(step: int, key: jax.Array, x: np.ndarray, y: np.ndarray, batch_size: int,
+           ) -> dict[str, np.ndarray]:
+  k = jax.random.fold_in(key, step)
+  k_idx, k_aug = jax.random.split(k)
+  idx = np.asarray(jax.random.randint(k_idx, (batch_size,), 0, len(x)))
+  flips = np.asarray(jax.random.bernoulli(k_aug, 0.5, (batch_size,)))
+  imgs = x[idx]
+  imgs = np.where(flips[:, None, None, None], imgs[:, :, ::-1], imgs)  # mirror: other hand
+  return {"image": np.ascontiguousarray(imgs), "label": y[idx].astype(np.int32)}
+
+
+def evaluate(params: Any, config: PalmClassifierConfig, images: np.ndarray,
+             labels: np.ndarray, attacks: np.ndarray, *, threshold: float = 0.5
+             ) -> tuple[PADReport, np.ndarray]:
+  """PAD report (per attack kind) and the probabilities on a split."""
+  p = batched_proba(params, images, config)
+  names = [palm_xray.ATTACK_NAMES[int(a)] for a in attacks]
+  return pad_report(p, labels, names, threshold=threshold), p
+
+
+# ---------------------------------------------------------------------------------------
+# Training loop.
+
+def make_splits(cfg: PalmTrainConfig, *, progress: bool = True) -> dict[str, dict]:
+  """Train and validation splits (simulated from ``cfg.data_seed``), classifier inputs added."""
+  sim = cfg.sim_config()
+  key = jax.random.key(cfg.data_seed)
+  k_train, k_val = jax.random.split(key)
+  sr_model = load_sr_for(cfg)
+  splits = {}
+  for name, k, n in (("train", k_train, cfg.n_train), ("validation", k_val, cfg.n_val)):
+    d = simulate(k, n, sim, exclude=cfg.exclude_attacks, progress=progress,
+                 desc=f"simulating {name}")
+    d["image"] = classifier_inputs(d["lr"], cfg, sr_model)
+    splits[name] = d
+  return splits
+
+
+def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
+          splits: dict[str, dict] | None = None, export_to: str | None = None,
+          progress: bool = True, log: Callable[[str], None] = print,
+          extra_train: dict[str, np.ndarray] | None = None,
+          stop_after: int | None = None) -> tuple[Any, dict[str, Any]]:
+  """Trains (or resumes) the palm liveness classifier; returns (best params, summary).
+
+  ``extra_train`` (``image``, ``label`` arrays) is appended to the training split: the
+  tuning loop's field samples. The decision threshold of the export is chosen on the
+  validation split at the EER point.
+  """
+  from tqdm.auto import tqdm
+
+  workdir = os.path.abspath(os.fspath(workdir))
+  os.makedirs(workdir, exist_ok=True)
+  cfg_path = os.path.join(workdir, "config.json")
+  if os.path.exists(cfg_path):
+    saved = PalmTrainConfig.from_dict(checkpointing.read_json(cfg_path))
+    if saved != cfg:
+      raise InputError(f"{workdir} holds a run with a different config; use a new workdir")
+  else:
+    checkpointing.write_json(cfg_path, cfg.to_dict())
+  splits = splits or make_splits(cfg, progress=progress)
+  tr, va = splits["train"], splits["validation"]
+  x, y = tr["image"], tr["label"]
+  if extra_train is not None and len(extra_train["label"]):
+    x = np.concatenate([x, extra_train["image"]])
+    y = np.concatenate([y, extra_train["label"]])
+  mcfg = cfg.model_config()
+  if x.shape[1:] != (mcfg.input_size, mcfg.input_size, 1):
+    raise InputError(f"training images are {x.shape[1:]}, the classifier expects "
+                     f"{(mcfg.input_size, mcfg.input_size, 1)}")
+
+  key = jax.random.key(cfg.seed)
+  init_key, data_key = jax.random.split(key)
+  state = create_train_state(init_key, cfg)
+  ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every,
+                                       best_metric="val_loss", best_mode="min")
+  restored = ckpts.restore_latest(state)
+  if restored is not None:
+    state = restored
+    log(f"resumed from step {int(state.step)} in {workdir}")
+  start = int(state.step)
+  bar = tqdm(total=cfg.num_steps, initial=start, desc=f"palm classifier ({cfg.input})",
+             unit="step", disable=not progress)
+  history, losses, stopped_by = [], [], "num_steps"
+  t0 = time.time()
+  try:
+    for step in range(start, cfg.num_steps):
+      state, m = train_step_jit(state, _batch(step, data_key, x, y, cfg.batch_size))
+      done = step + 1
+      losses.append(float(m["loss"]))
+      if not math.isfinite(losses[-1]):
+        raise FloatingPointError(f"loss became {losses[-1]} at step {done}")
+      bar.update(1)
+      last = done == cfg.num_steps or done == stop_after
+      if done % cfg.eval_every == 0 or last:
+        p = batched_proba(state.params, va["image"], mcfg)
+        val_loss = float(-np.mean(np.log(np.clip(np.where(va["label"] == 1, p, 1 - p),
+                                                 1e-7, 1))))
+        rep = pad_report(p, va["label"], [palm_xray.ATTACK_NAMES[a] for a in va["attack"]])
+        history.append({"step": done, "train_loss": float(np.mean(losses[-50:])),
+                        "val_loss": val_loss, "val_acer": rep.acer, "val_auc": rep.auc})
+        bar.set_postfix(val_loss=f"{val_loss:.3f}", acer=f"{100 * rep.acer:.1f}%")
+        ckpts.save_best(done, state, {"val_loss": val_loss})
+        if not progress:
+          log(f"step {done}: train loss {history[-1]['train_loss']:.4f}  val loss "
+              f"{val_loss:.4f}  val ACER {100 * rep.acer:.2f}%  AUC {rep.auc:.4f}  "
+              f"{(done - start) / (time.time() - t0):.1f} steps/s")
+      ckpts.save_latest(done, state, force=last)
+      if done == stop_after:
+        stopped_by = "stop_after"
+        break
+  finally:
+    bar.close()
+    ckpts.wait()
+  best = ckpts.restore_best(state) or state
+  ckpts.close()
+  p_val = batched_proba(best.params, va["image"], mcfg)
+  threshold = threshold_for(p_val, va["label"], criterion="eer")
+  summary = {"final_step": int(state.step), "stopped_by": stopped_by, "history": history,
+             "threshold": threshold, "best_step": int(best.step)}
+  if export_to and stopped_by != "stop_after":
+    export_classifier(export_to, best.params, cfg, threshold,
+                      {"history": history, "best_step": int(best.step)})
+    log(f"exported classifier (step {int(best.step)}, threshold {threshold:.3f}) to "
+        f"{export_to}")
+  return best.params, summary
+
+
+# ---------------------------------------------------------------------------------------
+# Export / load.
+
+def export_classifier(path: str | os.PathLike, params: Any, cfg: PalmTrainConfig,
+                      threshold: float, metrics: dict[str, Any] | None = None) -> None:
+  """Exports (atomically) a classifier with its run config and decision threshold."""
+  checkpointing.export_model(path, params, {"model": dataclasses.asdict(cfg.model_config()),
+                                            "train": cfg.to_dict(),
+                                            "threshold": float(threshold)}, metrics)
+
+
+def load_classifier(path: str | os.PathLike
+                    ) -> tuple[Any, PalmTrainConfig, float, dict[str, Any]]:
+  """``(params, train config, threshold, metrics)`` of an exported classifier."""
+  def abstract(c):
+    m = PalmClassifierConfig.from_dict(c["model"])
+    x = jax.ShapeDtypeStruct((1, m.input_size, m.input_size, 1), jnp.float32)
+    return jax.eval_shape(lambda x: PalmClassifier(m).init(jax.random.key(0), x), x)["params"]
+  params, c, metrics = checkpointing.load_exported(path, abstract)
+  return params, PalmTrainConfig.from_dict(c["train"]), float(c["threshold"]), metrics

@@ -1,0 +1,64 @@
+"""The ``palmjax`` command: help everywhere, SR sub-commands, clean errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from palmjax.cli import build_parser, main
+
+
+def _all_subcommand_paths(parser, prefix=()):
+  import argparse
+  for action in parser._actions:
+    if isinstance(action, argparse._SubParsersAction):
+      for name, sub in action.choices.items():
+        yield prefix + (name,)
+        yield from _all_subcommand_paths(sub, prefix + (name,))
+
+
+def test_help_everywhere(capsys):
+  paths = list(_all_subcommand_paths(build_parser()))
+  assert ("sr", "train") in paths and ("sr", "upscale") in paths and ("quickstart",) in paths
+  for path in [()] + paths:
+    with pytest.raises(SystemExit) as e:
+      main(list(path) + ["--help"])
+    assert e.value.code == 0
+    assert "usage: palmjax" in capsys.readouterr().out
+
+
+def test_console_entry_point_runs():
+  out = subprocess.run([sys.executable, "-m", "palmjax", "--version"], capture_output=True,
+                       text=True, check=True)
+  assert out.stdout.startswith("palmjax ")
+
+
+def test_sr_upscale_and_errors(tmp_path, capsys):
+  rng = np.random.default_rng(0)
+  Image.fromarray((rng.random((20, 25)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+  assert main(["sr", "upscale", "--scale", "3", str(tmp_path / "a.png"),
+               str(tmp_path / "b.png")]) == 0
+  assert Image.open(tmp_path / "b.png").size == (75, 60)
+  (tmp_path / "bad.png").write_text("not an image")
+  assert main(["sr", "upscale", "--scale", "3", str(tmp_path / "bad.png"),
+               str(tmp_path / "c.png")]) == 2
+  err = capsys.readouterr().err
+  assert "bad.png" in err and "not an image" in err and "Traceback" not in err
+  assert not (tmp_path / "c.png").exists()
+  assert main(["sr", "upscale", "--scale", "1", str(tmp_path / "a.png"),
+               str(tmp_path / "d.png")]) == 2
+  assert "scale must be an integer >= 2" in capsys.readouterr().err
+
+
+def test_sr_eval_prints_gain_next_to_bicubic(tmp_path, capsys):
+  from skimage import data
+  Image.fromarray(data.camera()[:120, :150]).save(tmp_path / "cam.png")
+  assert main(["sr", "eval", "--data", str(tmp_path), "--scale", "3", "--per-image",
+               "--json", str(tmp_path / "r.json")]) == 0
+  out = capsys.readouterr().out
+  assert "bicubic PSNR" in out and "cam.png" in out
+  import json
+  r = json.loads((tmp_path / "r.json").read_text())
+  assert r["summary"]["psnr_sr"] > r["summary"]["psnr_bicubic"]

@@ -1,0 +1,78 @@
+"""PAD metrics against brute-force definitions and scikit-learn-free references."""
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import given
+from scipy.stats import mannwhitneyu
+
+from palmjax.errors import InputError
+from palmjax.metrics import eer, pad_report, plot_roc_det, roc_auc, roc_curve, threshold_for
+
+
+def _data(seed, n, ties):
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 2, n)
+  y[:2] = [0, 1]
+  s = rng.normal(y * 1.0, 1.0)
+  if ties:
+    s = np.round(s, 1)
+  return s, y
+
+
+@given(seed=st.integers(0, 10**6), n=st.integers(4, 200), ties=st.booleans())
+def test_auc_equals_mann_whitney(seed, n, ties):
+  s, y = _data(seed, n, ties)
+  u = mannwhitneyu(s[y == 1], s[y == 0]).statistic
+  assert roc_auc(s, y) == pytest.approx(u / ((y == 1).sum() * (y == 0).sum()), abs=1e-12)
+
+
+@given(seed=st.integers(0, 10**6), n=st.integers(4, 120), ties=st.booleans())
+def test_roc_curve_brute_force_and_eer_bracketed(seed, n, ties):
+  s, y = _data(seed, n, ties)
+  apcer, bpcer, thr = roc_curve(s, y)
+  for a, b, t in zip(apcer, bpcer, thr):
+    assert a == pytest.approx(np.mean(s[y == 0] >= t))
+    assert b == pytest.approx(np.mean(s[y == 1] < t))
+  rate, t = eer(s, y)
+  # The EER lies between the best achievable max(APCER, BPCER) and min of the two there.
+  best = np.min(np.maximum(apcer, bpcer))
+  assert rate <= best + 1e-12
+  assert rate >= np.min((apcer + bpcer) / 2) - 1e-12
+
+
+def test_pad_report_by_hand():
+  scores = [0.9, 0.8, 0.3, 0.7, 0.2, 0.6, 0.1, 0.4]
+  labels = [1, 1, 1, 0, 0, 0, 0, 0]
+  types = ["", "", "", "mask", "mask", "photo", "photo", "photo"]
+  r = pad_report(scores, labels, types, threshold=0.5)
+  assert r.bpcer == pytest.approx(1 / 3)          # 0.3 rejected
+  assert r.apcer == {"mask": 0.5, "photo": pytest.approx(1 / 3)}
+  assert r.apcer_worst == 0.5 and r.acer == pytest.approx((0.5 + 1 / 3) / 2)
+  assert r.apcer_all == pytest.approx(2 / 5) and r.hter == pytest.approx((0.4 + 1 / 3) / 2)
+  assert r.zero_one_error == pytest.approx(3 / 8)
+  assert r.n_attack == {"mask": 2, "photo": 3} and r.n_bona_fide == 3
+  assert "ACER" in r.markdown("t")
+
+
+def test_perfect_separation_and_thresholds(tmp_path):
+  s = np.array([0.1, 0.2, 0.3, 0.8, 0.9])
+  y = np.array([0, 0, 0, 1, 1])
+  assert roc_auc(s, y) == 1.0 and eer(s, y)[0] == 0.0
+  t = threshold_for(s, y, criterion="bpcer", target=0.0)
+  assert 0.3 < t <= 0.8
+  assert pad_report(s, y, threshold=t).acer == 0.0
+  assert threshold_for(s, y, criterion="acer") in (0.8,)
+  plot_roc_det(str(tmp_path / "roc.png"), {"a": (s, y)})
+  assert (tmp_path / "roc.png").stat().st_size > 1000
+
+
+def test_bad_inputs():
+  with pytest.raises(InputError, match="differ in length"):
+    roc_auc([0.1, 0.2], [1])
+  with pytest.raises(InputError, match="NaN"):
+    roc_auc([np.nan, 0.2], [1, 0])
+  with pytest.raises(InputError, match="both"):
+    pad_report([0.1, 0.2], [1, 1])
+  with pytest.raises(InputError, match="labels must be"):
+    roc_auc([0.1, 0.2], [2, 0])
