@@ -108,11 +108,13 @@ class RunCheckpoints:
 
 
 def export_model(directory: str | os.PathLike, params: Any, config: dict[str, Any],
-                 metrics: dict[str, Any] | None = None) -> None:
+                 metrics: dict[str, Any] | None = None, *, keep_old: bool = False
+                 ) -> str | None:
   """Writes an exported model (params + config + metrics); replaces one that exists.
 
   The new model is assembled in a temporary sibling directory and renamed into place, so
-  readers see either the old model or the new one, never a mixture.
+  readers see either the old model or the new one, never a mixture. With ``keep_old`` the
+  replaced model is kept beside it as ``<directory>.prev-<UTC time>``; its path is returned.
   """
   directory = os.path.abspath(os.fspath(directory))
   parent = os.path.dirname(directory)
@@ -126,14 +128,22 @@ def export_model(directory: str | os.PathLike, params: Any, config: dict[str, An
     ckptr.wait_until_finished()
   write_json(os.path.join(tmp, "config.json"), config)
   write_json(os.path.join(tmp, "metrics.json"), metrics or {})
-  old = directory + ".tmp-old"
-  if os.path.exists(old):
-    shutil.rmtree(old)
+  if keep_old:
+    import datetime
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    old = f"{directory}.prev-{stamp}"
+  else:
+    old = directory + ".tmp-old"
+    if os.path.exists(old):
+      shutil.rmtree(old)
   if os.path.exists(directory):
     os.replace(directory, old)
   os.replace(tmp, directory)
+  if keep_old:
+    return old if os.path.exists(old) else None
   if os.path.exists(old):
     shutil.rmtree(old)
+  return None
 
 
 def load_exported(directory: str | os.PathLike,

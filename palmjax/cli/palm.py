@@ -30,11 +30,207 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
   p.set_defaults(func=_simulate)
 
 
-_SUBCOMMANDS = {"simulate": _add_simulate}
+def _add_train(sub: argparse._SubParsersAction) -> None:
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.palm.train import PalmTrainConfig
+  p = sub.add_parser(
+      "train", help="train the liveness classifier on simulated captures (resumable)",
+      description="Train the palm liveness classifier (P4-P5) on simulated live/spoof "
+      "captures. --input chooses what it sees: the raw LR capture, its bicubic up-scaling "
+      "or the SRCNN output (P5 'raw or SR'). Rerunning the same command resumes.")
+  p.add_argument("--workdir", default="runs/palm", help="run directory (default: %(default)s)")
+  p.add_argument("--export", metavar="DIR", help="export the best classifier there")
+  p.add_argument("--no-progress", action="store_true")
+  add_dataclass_arguments(p, PalmTrainConfig)
+  p.set_defaults(func=_train)
+
+
+def _add_train_sr(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser("train-sr", help="train the palm SRCNN on simulated capture pairs",
+                     description="Fine-tune SRCNN (from the shipped natural-image model of "
+                     "the same scale) on simulated (LR capture, HR capture) pairs (P3).")
+  p.add_argument("--workdir", default="runs/palm_sr")
+  p.add_argument("--export", metavar="DIR", help="export the best model there")
+  p.add_argument("--scale", type=int, default=2)
+  p.add_argument("--size", type=int, default=128)
+  p.add_argument("--n-train", type=int, default=512)
+  p.add_argument("--num-steps", type=int, default=1000)
+  p.add_argument("--seed", type=int, default=0)
+  p.set_defaults(func=_train_sr)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser("eval", help="PAD metrics (APCER per kind, BPCER, ACER, EER, AUC)",
+                     description="Evaluate a classifier on a fresh simulated test split "
+                     "(seeds never used in training): ISO/IEC 30107-3 metrics and ROC/DET.")
+  p.add_argument("--classifier", help="exported classifier (default: shipped)")
+  p.add_argument("--n", type=int, default=1000, help="test samples (default: %(default)s)")
+  p.add_argument("--seed", type=int, default=2024, help="test split seed")
+  p.add_argument("--only", help="evaluate bona fide + this attack kind only")
+  p.add_argument("--threshold", type=float, help="override the saved threshold")
+  p.add_argument("--plot", metavar="PNG", help="write ROC/DET curves")
+  p.add_argument("--json", metavar="PATH", help="write the report as JSON")
+  p.set_defaults(func=_eval)
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser("detect", help="run the pipeline on captures; JSON lines out",
+                     description="Quality gate -> SR -> classifier on each IMAGE (8/16-bit "
+                     "grey PNG/TIFF/NPY low-resolution capture). One JSON object per line.")
+  p.add_argument("images", nargs="+", metavar="IMAGE")
+  p.add_argument("--classifier", help="exported classifier (default: shipped)")
+  p.add_argument("--threshold", type=float, help="override the saved threshold")
+  p.add_argument("--binary", action="store_true", help="report 0/1 instead of P(live)")
+  p.add_argument("--no-quality-gate", action="store_true")
+  p.set_defaults(func=_detect)
+
+
+def _add_feedback(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser("feedback", help="record a reviewed field capture for tuning (P6)",
+                     description="Run the detector on IMAGE and record it with its reviewed "
+                     "true --label in the field store (all records kept; mismatches are the "
+                     "tuning samples).")
+  p.add_argument("image", metavar="IMAGE")
+  p.add_argument("--label", required=True, choices=("live", "spoof"))
+  p.add_argument("--store", default="field_store.sqlite", help="SQLite store path")
+  p.add_argument("--device-id", default="unknown")
+  p.add_argument("--classifier", help="exported classifier (default: shipped)")
+  p.set_defaults(func=_feedback)
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser("tune", help="fine-tune the classifier on stored field mistakes (P6)",
+                     description="Fine-tune on the store's mistakes mixed with the original "
+                     "training data; report before/after metrics on a held-out split; "
+                     "publish atomically (previous model kept).")
+  p.add_argument("--store", required=True, help="SQLite field store")
+  p.add_argument("--classifier", help="classifier to tune (default: shipped)")
+  p.add_argument("--publish-to", help="destination (default: --classifier itself)")
+  p.add_argument("--workdir", default="runs/palm_tune")
+  p.add_argument("--num-steps", type=int, default=300)
+  p.add_argument("--json", metavar="PATH")
+  p.set_defaults(func=_tune)
+
+
+_SUBCOMMANDS = {"simulate": _add_simulate, "train": _add_train, "train-sr": _add_train_sr,
+                "eval": _add_eval, "detect": _add_detect, "feedback": _add_feedback,
+                "tune": _add_tune}
+
+
+def _train(args: argparse.Namespace) -> int:
+  from palmjax.cli._config import dataclass_from_args
+  from palmjax.palm.train import PalmTrainConfig, train
+  cfg = dataclass_from_args(PalmTrainConfig, args)
+  _, s = train(cfg, args.workdir, export_to=args.export, progress=not args.no_progress)
+  h = s["history"][-1] if s["history"] else {}
+  print(f"done at step {s['final_step']}: validation ACER {100 * h.get('val_acer', 0):.2f}%, "
+        f"AUC {h.get('val_auc', 0):.4f}; threshold {s['threshold']:.3f}")
+  return 0
+
+
+def _train_sr(args: argparse.Namespace) -> int:
+  from palmjax.palm.sr import train_palm_sr
+  _, s = train_palm_sr(args.workdir, scale=args.scale, size=args.size, n_train=args.n_train,
+                       num_steps=args.num_steps, seed=args.seed, export_to=args.export)
+  print(f"best validation PSNR {s['best_val_psnr']:.2f} dB")
+  return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+  import json
+
+  import jax
+
+  from palmjax.io import atomic_path
+  from palmjax.metrics import plot_roc_det
+  from palmjax.palm.detector import PalmLivenessDetector
+  from palmjax.palm.train import simulate
+
+  det = PalmLivenessDetector(args.classifier, threshold=args.threshold, quality=None)
+  data = simulate(jax.random.key(args.seed), args.n, det.train_config.sim_config(),
+                  only=None, progress=True, desc="simulating test split")
+  if args.only:
+    from palmjax.data.palm_xray import ATTACK_NAMES
+    keep = (data["attack"] == 0) | (data["attack"] == ATTACK_NAMES.index(args.only))
+    data = {k: v[keep] for k, v in data.items()}
+  from palmjax.metrics import pad_report
+  from palmjax.data.palm_xray import ATTACK_NAMES
+  p = det.probabilities(data["lr"])
+  rep = pad_report(p, data["label"], [ATTACK_NAMES[a] for a in data["attack"]],
+                   threshold=det.threshold)
+  print(rep.markdown(f"palm liveness, {len(p)} simulated test captures (seed {args.seed}), "
+                     f"input={det.train_config.input}"))
+  if args.plot:
+    plot_roc_det(args.plot, {det.train_config.input: (p, data["label"])},
+                 title="palm liveness (simulated test split)")
+    print(f"wrote {args.plot}")
+  if args.json:
+    with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+      json.dump(rep.to_dict(), f, indent=2)
+  return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+  import json
+
+  from palmjax.palm.detector import PalmLivenessDetector
+  det = PalmLivenessDetector(args.classifier, threshold=args.threshold, binary=args.binary,
+                             quality=None if args.no_quality_gate else _quality())
+  for r in det.detect_files(args.images):
+    print(json.dumps(r.to_dict()))
+  return 0
+
+
+def _quality():
+  from palmjax.palm.quality import QualityConfig
+  return QualityConfig()
+
+
+def _feedback(args: argparse.Namespace) -> int:
+  import json
+
+  from palmjax.io import load_image
+  from palmjax.palm.detector import PalmLivenessDetector
+  from palmjax.palm.store import FieldStore
+  det = PalmLivenessDetector(args.classifier)
+  r = det.detect_files([args.image])[0]
+  img = load_image(args.image)
+  verdict = {"live": 1, "spoof": 0}.get(r.decision)
+  with FieldStore(args.store) as store:
+    rid = store.add(img.pixels, label=args.label, verdict=verdict, probability=r.probability,
+                    device_id=args.device_id, bit_depth=img.bit_depth, source=args.image,
+                    model=str(args.classifier or "shipped"))
+    counts = store.counts()
+  print(json.dumps({"id": rid, "verdict": r.decision, "label": args.label,
+                    "mistake": verdict is not None and verdict != (args.label == "live"),
+                    **counts}))
+  return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+  import json
+
+  from palmjax.io import atomic_path
+  from palmjax.palm.detector import default_classifier_path
+  from palmjax.palm.tune import TuneConfig, tune
+  clf = args.classifier or str(default_classifier_path())
+  r = tune(args.store, clf, args.workdir, config=TuneConfig(num_steps=args.num_steps),
+           publish_to=args.publish_to)
+  b, a = r["before"], r["after"]
+  print("| | ACER | APCER worst | BPCER | field mistakes now correct |")
+  print("|---|---:|---:|---:|---:|")
+  for name, m in (("before", b), ("after", a)):
+    h = m["holdout"]
+    print(f"| {name} | {100 * h['acer']:.2f}% | {100 * h['apcer_worst']:.2f}% | "
+          f"{100 * h['bpcer']:.2f}% | {100 * m['field_mistakes_now_correct']:.0f}% |")
+  if args.json:
+    with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+      json.dump({k: v for k, v in r.items() if k != "train"}, f, indent=2, default=str)
+  return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-  p = sub.add_parser("palm", help="palm bone-joint liveness: simulate data, ...",
+  p = sub.add_parser("palm", help="palm bone-joint liveness: simulate, train, eval, detect, feedback, tune",
                      description=__doc__)
   palm_sub = p.add_subparsers(dest="palm_command", metavar="PALM_COMMAND", required=True)
   for add in _SUBCOMMANDS.values():

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 
 @dataclasses.dataclass(frozen=True)
 class PalmClassifierConfig:
-  features: tuple[int, ...] = (16, 32, 64)  # channels of each conv block (one pool each)
-  convs_per_block: int = 2
+  features: tuple[int, ...] = (8, 16, 32, 64)  # channels of each conv block (one pool each)
+  convs_per_block: int = 1
   hidden: int = 64
   channels: int = 1
   input_size: int = 64  # H = W of the image the classifier sees

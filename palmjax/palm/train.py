@@ -46,8 +46,8 @@ class PalmTrainConfig:
   exclude_attacks: tuple[str, ...] = ()  # attack kinds left out of training (unseen)
   data_seed: int = 0
   # Model.
-  features: tuple[int, ...] = (16, 32, 64)
-  convs_per_block: int = 2
+  features: tuple[int, ...] = (8, 16, 32, 64)
+  convs_per_block: int = 1
   hidden: int = 64
   # Optimisation.
   batch_size: int = 32
@@ -347,11 +347,15 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
 # Export / load.
 
 def export_classifier(path: str | os.PathLike, params: Any, cfg: PalmTrainConfig,
-                      threshold: float, metrics: dict[str, Any] | None = None) -> None:
-  """Exports (atomically) a classifier with its run config and decision threshold."""
-  checkpointing.export_model(path, params, {"model": dataclasses.asdict(cfg.model_config()),
-                                            "train": cfg.to_dict(),
-                                            "threshold": float(threshold)}, metrics)
+                      threshold: float, metrics: dict[str, Any] | None = None, *,
+                      keep_old: bool = False) -> str | None:
+  """Exports (atomically) a classifier with its run config and decision threshold.
+
+  With ``keep_old`` a model already at ``path`` is kept beside it (its path is returned).
+  """
+  return checkpointing.export_model(
+      path, params, {"model": dataclasses.asdict(cfg.model_config()), "train": cfg.to_dict(),
+                     "threshold": float(threshold)}, metrics, keep_old=keep_old)
 
 
 def load_classifier(path: str | os.PathLike

@@ -1,0 +1,135 @@
+"""The palm liveness pipeline end to end (palm patent steps P1, P1b, P2, P4, P7).
+
+load (8/16-bit PNG/TIFF/NPY) -> quality gate (re-capture with a reason) -> super-resolution
+(or bicubic / raw, as the classifier was trained) -> classifier -> a result record.
+
+A spoof gets the patent's "recognition error" action; a live capture is passed on to
+identity recognition; a poor capture asks for a re-capture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from palmjax.errors import InputError, check_image_array
+from palmjax.io import load_image
+from palmjax.palm import quality as quality_lib
+from palmjax.palm import train as palm_train
+
+ACTIONS = {"live": "pass to identity recognition", "spoof": "recognition error",
+           "recapture": "re-capture the palm"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PalmResult:
+  """One capture's verdict: ``decision`` is live, spoof or recapture."""
+
+  source: str
+  probability: float | None
+  decision: str
+  action: str
+  reason: str
+  quality: dict[str, float]
+  threshold: float
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def default_classifier_path() -> pathlib.Path:
+  from palmjax.sr.inference import checkpoints_dir
+  return checkpoints_dir() / "palm_classifier"
+
+
+class PalmLivenessDetector:
+  """Quality gate + (SR) + classifier, batched and jitted.
+
+  Args:
+    classifier: exported classifier directory (default: the shipped one).
+    threshold: decision threshold on P(live) (default: the one chosen on the validation
+      split at training time). ``binary=True`` returns 0/1 probabilities.
+    quality: quality-gate thresholds; ``None`` disables the gate.
+  """
+
+  def __init__(self, classifier: str | os.PathLike | None = None, *,
+               threshold: float | None = None, binary: bool = False,
+               quality: quality_lib.QualityConfig | None = quality_lib.QualityConfig(),
+               sr_checkpoint: str | None = None):
+    path = classifier or default_classifier_path()
+    if not os.path.isdir(path):
+      raise InputError(f"{path}: no classifier checkpoint; train one with "
+                       f"`palmjax palm train --export {path}`")
+    self.params, self.train_config, saved_threshold, self.metrics = \
+        palm_train.load_classifier(path)
+    if sr_checkpoint:
+      self.train_config = dataclasses.replace(self.train_config, sr_checkpoint=sr_checkpoint)
+    self.threshold = saved_threshold if threshold is None else float(threshold)
+    if not 0.0 <= self.threshold <= 1.0:
+      raise InputError(f"threshold must lie in [0, 1], got {self.threshold}")
+    self.binary = binary
+    self.quality = quality
+    self.model_config = self.train_config.model_config()
+    self.sr_model = palm_train.load_sr_for(self.train_config)
+    self.lr_size = self.train_config.image_size // self.train_config.scale
+
+  def _check(self, images: np.ndarray) -> np.ndarray:
+    x = check_image_array(images, "images", channels=(1,), batched=True)
+    if x.shape[1:3] != (self.lr_size, self.lr_size):
+      raise InputError(f"captures are {x.shape[1]}x{x.shape[2]}; this model expects "
+                       f"{self.lr_size}x{self.lr_size} low-resolution palm images")
+    if x.min() < 0 or x.max() > 1:
+      raise InputError("pixel values must lie in [0, 1]")
+    return x.astype(np.float32)
+
+  def probabilities(self, images: Any) -> np.ndarray:
+    """P(live) for low-resolution captures ``[N, h, w, 1]`` (no quality gate)."""
+    x = self._check(np.asarray(images))
+    inputs = palm_train.classifier_inputs(x, self.train_config, self.sr_model)
+    return palm_train.batched_proba(self.params, inputs, self.model_config)
+
+  def detect(self, images: Any, sources: Sequence[str] | None = None) -> list[PalmResult]:
+    """Runs the pipeline on a batch of captures; one result per capture."""
+    x = self._check(np.asarray(images))
+    sources = list(sources) if sources is not None else [f"#{i}" for i in range(len(x))]
+    q = (quality_lib.judge(quality_lib.quality_measures(x, border_px=self.quality.border_px),
+                           self.quality) if self.quality else [None] * len(x))
+    p = self.probabilities(x)
+    out = []
+    for i in range(len(x)):
+      qi = q[i]
+      measures = qi.measures if qi else {}
+      if qi is not None and not qi.ok:
+        out.append(PalmResult(sources[i], None, "recapture", ACTIONS["recapture"], qi.reason,
+                              measures, self.threshold))
+        continue
+      live = bool(p[i] >= self.threshold)
+      prob = float(live) if self.binary else float(p[i])
+      decision = "live" if live else "spoof"
+      out.append(PalmResult(sources[i], prob, decision, ACTIONS[decision],
+                            f"P(live) {p[i]:.3f} {'>=' if live else '<'} threshold "
+                            f"{self.threshold:.3f}", measures, self.threshold))
+    return out
+
+  def detect_files(self, paths: Sequence[str | os.PathLike]) -> list[PalmResult]:
+    """Loads 8/16-bit PNG/TIFF/NPY captures (grey expected) and runs :meth:`detect`."""
+    imgs = []
+    for p in paths:
+      img = load_image(p)
+      if img.pixels.shape[-1] != 1:
+        raise InputError(f"{p}: palm bone-joint captures are grey; got "
+                         f"{img.pixels.shape[-1]} channels")
+      if img.bit_depth not in (8, 16, 32):
+        raise InputError(f"{p}: unsupported bit depth {img.bit_depth}; expected 8 or 16")
+      if img.pixels.shape[:2] != (self.lr_size, self.lr_size):
+        raise InputError(f"{p}: capture is {img.pixels.shape[1]}x{img.pixels.shape[0]}; "
+                         f"this model expects {self.lr_size}x{self.lr_size}")
+      imgs.append(img.pixels)
+    if not imgs:
+      raise InputError("no images given")
+    return self.detect(np.stack(imgs), [os.fspath(p) for p in paths])

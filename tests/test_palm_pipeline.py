@@ -1,0 +1,236 @@
+"""Palm pipeline (P1, P1b, P4-P7): quality gate, classifier training, detector, store, tuning."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from palmjax.errors import InputError
+from palmjax.kernels import gaussian_blur
+from palmjax.palm import FieldStore, PalmLivenessDetector, PalmTrainConfig, check_quality
+from palmjax.palm import train as palm_train
+from palmjax.palm.tune import TuneConfig, tune
+
+# A small, fast configuration: 64 px HR, 32 px LR captures.
+CFG = PalmTrainConfig(input="bicubic", image_size=64, scale=2, n_train=32, n_val=32,
+                      num_steps=12, eval_every=6, save_every=4, batch_size=8,
+                      features=(4, 8, 8), hidden=8, learning_rate=3e-3, warmup_steps=1)
+
+
+@pytest.fixture(scope="module")
+def splits():
+  return palm_train.make_splits(CFG, progress=False)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, splits):
+  d = tmp_path_factory.mktemp("clf")
+  palm_train.train(CFG, d / "run", splits=splits, export_to=str(d / "model"),
+                   progress=False, log=lambda s: None)
+  return d / "model"
+
+
+def test_quality_gate_passes_captures_and_names_each_failure(splits):
+  lr = splits["train"]["lr"]
+  ok = [r.ok for r in check_quality(lr)]
+  assert np.mean(ok) >= 0.8  # some simulated hands reach beyond the field of view
+  blurred = np.clip(np.asarray(gaussian_blur(lr[:8], 2.5)) +
+                    np.random.default_rng(0).normal(0, 0.01, lr[:8].shape), 0, 1)
+  res = check_quality(blurred)
+  assert sum("blurred" in r.reason for r in res) >= 6
+  assert check_quality(np.full((32, 32, 1), 0.4, np.float32))[0].reason.startswith("empty")
+  cut = np.zeros((32, 32, 1), np.float32)
+  cut[:, 4:28] = 0.8  # a hand crossing the whole field of view from top to bottom
+  cut += np.random.default_rng(1).normal(0, 0.02, cut.shape).astype(np.float32)
+  assert "incomplete" in check_quality(np.clip(cut, 0, 1))[0].reason
+  with pytest.raises(InputError, match="NaN"):
+    check_quality(np.full((32, 32, 1), np.nan, np.float32))
+  with pytest.raises(InputError, match="channels"):
+    check_quality(np.zeros((32, 32, 3), np.float32))
+
+
+def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
+  x, y = splits["train"]["image"], splits["train"]["label"]
+  import dataclasses
+  # A long schedule so the learning rate stays up while it fits one fixed batch.
+  state = palm_train.create_train_state(jax.random.key(0),
+                                        dataclasses.replace(CFG, num_steps=1000,
+                                                            learning_rate=1e-2))
+  batch = {"image": x[:16], "label": y[:16].astype(np.int32)}
+  losses = []
+  for _ in range(40):
+    state, m = palm_train.train_step_jit(state, batch)
+    losses.append(float(m["loss"]))
+  assert np.mean(losses[-5:]) < 0.6 * losses[0]
+  assert 0.0 <= float(m["zero_one"]) <= 1.0
+  # Interrupted + resumed == uninterrupted.
+  pa, _ = palm_train.train(CFG, tmp_path / "a", splits=splits, progress=False,
+                           log=lambda s: None)
+  palm_train.train(CFG, tmp_path / "b", splits=splits, progress=False, log=lambda s: None,
+                   stop_after=5)
+  from palmjax.checkpointing import RunCheckpoints
+  template = palm_train.create_train_state(jax.random.key(0), CFG)
+  palm_train.train(CFG, tmp_path / "b", splits=splits, progress=False, log=lambda s: None)
+  la = RunCheckpoints(tmp_path / "a").restore_latest(template)
+  lb = RunCheckpoints(tmp_path / "b").restore_latest(template)
+  for u, v in zip(jax.tree.leaves(la.params), jax.tree.leaves(lb.params)):
+    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def test_detector_results_and_bad_input(classifier, splits, tmp_path):
+  det = PalmLivenessDetector(classifier)
+  lr = splits["validation"]["lr"][:6]
+  res = det.detect(lr)
+  assert len(res) == 6
+  for r in res:
+    assert r.decision in ("live", "spoof", "recapture")
+    if r.decision != "recapture":
+      assert 0.0 <= r.probability <= 1.0
+      assert (r.probability >= det.threshold) == (r.decision == "live")
+      assert r.action == {"live": "pass to identity recognition",
+                          "spoof": "recognition error"}[r.decision]
+  p = det.probabilities(lr)
+  np.testing.assert_allclose([r.probability for r in res if r.probability is not None],
+                             p[[r.decision != "recapture" for r in res]], rtol=1e-6)
+  assert all(r.probability in (0.0, 1.0) for r in PalmLivenessDetector(
+      classifier, binary=True).detect(lr) if r.probability is not None)
+  # Files: 16-bit PNG works; RGB, wrong size, truncated and NaN inputs are clear errors.
+  u16 = (lr[0, ..., 0] * 65535).astype(np.uint16)
+  Image.fromarray(u16).save(tmp_path / "c.png")
+  r = det.detect_files([tmp_path / "c.png"])[0]
+  assert r.source.endswith("c.png") and r.decision in ("live", "spoof", "recapture")
+  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "rgb.png")
+  with pytest.raises(InputError, match="grey"):
+    det.detect_files([tmp_path / "rgb.png"])
+  Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "big.png")
+  with pytest.raises(InputError, match="expects 32x32"):
+    det.detect_files([tmp_path / "big.png"])
+  data = (tmp_path / "c.png").read_bytes()
+  (tmp_path / "t.png").write_bytes(data[:len(data) // 3])
+  with pytest.raises(InputError, match="truncated"):
+    det.detect_files([tmp_path / "t.png"])
+  np.save(tmp_path / "n.npy", np.full((32, 32), np.nan, np.float32))
+  with pytest.raises(InputError, match="NaN"):
+    det.detect_files([tmp_path / "n.npy"])
+  with pytest.raises(InputError, match="no classifier"):
+    PalmLivenessDetector(tmp_path / "missing")
+
+
+def test_store_roundtrip_and_mistakes(tmp_path):
+  rng = np.random.default_rng(0)
+  imgs = [rng.random((8, 9, 1)).astype(np.float32) for _ in range(4)]
+  with FieldStore(tmp_path / "s.sqlite") as s:
+    ids = [s.add(imgs[0], label="live", verdict=1, device_id="d1"),
+           s.add(imgs[1], label="live", verdict=0, probability=0.2),
+           s.add(imgs[2], label=0, verdict=1, probability=0.9),
+           s.add(imgs[3], label="spoof", verdict=None)]
+    assert ids == sorted(ids)
+    assert s.counts() == {"records": 4, "mistakes": 2}
+    m = s.mistakes()
+    assert [x.id for x in m] == ids[1:3]
+    np.testing.assert_array_equal(m[0].pixels, imgs[1])
+    assert [x.device_id for x in s.all()][0] == "d1"
+    with pytest.raises(InputError, match="label"):
+      s.add(imgs[0], label="maybe", verdict=1)
+    with pytest.raises(InputError, match="NaN"):
+      s.add(np.full((4, 4, 1), np.nan, np.float32), label=1, verdict=1)
+  (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
+  with pytest.raises(InputError, match="not a palmjax field store"):
+    FieldStore(tmp_path / "junk.sqlite")
+
+
+def _writer(path, n, tag):
+  with FieldStore(path) as s:
+    for i in range(n):
+      s.add(np.full((4, 4, 1), i / n, np.float32), label=i % 2, verdict=0, device_id=tag)
+
+
+def test_store_concurrent_writers_lose_nothing(tmp_path):
+  path = str(tmp_path / "c.sqlite")
+  FieldStore(path).close()
+  ctx = mp.get_context("spawn")
+  procs = [ctx.Process(target=_writer, args=(path, 25, f"w{k}")) for k in range(4)]
+  for p in procs:
+    p.start()
+  for p in procs:
+    p.join(120)
+    assert p.exitcode == 0
+  with FieldStore(path) as s:
+    rows = s.all()
+    assert len(rows) == 100 and s.integrity_ok()
+    assert sorted({r.device_id for r in rows}) == ["w0", "w1", "w2", "w3"]
+    assert s.counts()["mistakes"] == 4 * 12  # label 1 (odd i) with verdict 0
+
+
+def test_store_survives_a_killed_writer(tmp_path):
+  path = str(tmp_path / "k.sqlite")
+  code = ("import sys, numpy as np\n"
+          "from palmjax.palm.store import FieldStore\n"
+          "s = FieldStore(sys.argv[1])\n"
+          "i = 0\n"
+          "while True:\n"
+          "  s.add(np.random.rand(64, 64, 1).astype(np.float32), label=1, verdict=0)\n"
+          "  i += 1\n"
+          "  if i == 5: print('ready', flush=True)\n")
+  p = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE)
+  assert p.stdout.readline().strip() == b"ready"
+  time.sleep(0.3)
+  os.kill(p.pid, signal.SIGKILL)
+  p.wait()
+  with FieldStore(path) as s:
+    assert s.integrity_ok()
+    rows = s.all()  # every committed record reads back with a valid checksum
+    assert len(rows) >= 5 and all(r.pixels.shape == (64, 64, 1) for r in rows)
+
+
+def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_path):
+  import shutil
+  model = tmp_path / "model"
+  shutil.copytree(classifier, model)
+  det = PalmLivenessDetector(model)
+  va = splits["validation"]
+  p = det.probabilities(va["lr"])
+  wrong = np.where((p >= det.threshold) != (va["label"] == 1))[0]
+  if len(wrong) == 0:  # make one mistake by hand if the tiny model happens to be perfect
+    wrong = np.array([0])
+  with FieldStore(tmp_path / "f.sqlite") as s:
+    for i in wrong[:4]:
+      s.add(va["lr"][i], label=int(va["label"][i]), verdict=int(1 - va["label"][i]))
+  r = tune(tmp_path / "f.sqlite", model, str(tmp_path / "run"), progress=False,
+           log=lambda s: None, config=TuneConfig(num_steps=6, n_original=32, n_holdout=32))
+  assert r["mistakes"] == min(len(wrong), 4)
+  assert r["previous"] and os.path.isdir(r["previous"])
+  assert {"holdout", "field_mistakes_now_correct"} <= set(r["after"])
+  assert 0 <= r["after"]["holdout"]["acer"] <= 1
+  tuned = PalmLivenessDetector(model)
+  assert tuned.metrics["tuned_on_mistakes"] == r["mistakes"]
+  with pytest.raises(InputError, match="no mistakes"):
+    FieldStore(tmp_path / "empty.sqlite").close()
+    tune(tmp_path / "empty.sqlite", model, str(tmp_path / "run2"), progress=False)
+
+
+def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
+  from palmjax.cli import main
+  lr = splits["validation"]["lr"]
+  for i in range(2):
+    Image.fromarray((lr[i, ..., 0] * 65535).astype(np.uint16)).save(tmp_path / f"{i}.png")
+  assert main(["palm", "detect", "--classifier", str(classifier), str(tmp_path / "0.png"),
+               str(tmp_path / "1.png")]) == 0
+  lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+  assert len(lines) == 2 and {"probability", "decision", "quality", "reason"} <= set(lines[0])
+  assert main(["palm", "feedback", "--classifier", str(classifier), "--store",
+               str(tmp_path / "s.sqlite"), "--label", "spoof", str(tmp_path / "0.png")]) == 0
+  rec = json.loads(capsys.readouterr().out)
+  assert rec["records"] == 1 and rec["label"] == "spoof"
+  (tmp_path / "bad.png").write_bytes(b"")
+  assert main(["palm", "detect", "--classifier", str(classifier),
+               str(tmp_path / "bad.png")]) == 2
+  assert "empty file" in capsys.readouterr().err
