@@ -45,6 +45,27 @@ def read_json(path: str | os.PathLike) -> Any:
     raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
+def bind_run_config(workdir: str | os.PathLike, cfg: Any) -> str:
+  """Creates ``workdir`` and ties it to ``cfg`` (a dataclass with ``to_dict``/``from_dict``).
+
+  A new run directory gets ``config.json``; an existing one must hold the same config (so a
+  resumed run cannot silently continue with other settings). Returns the absolute path.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  os.makedirs(workdir, exist_ok=True)
+  cfg_path = os.path.join(workdir, "config.json")
+  if os.path.exists(cfg_path):
+    saved = type(cfg).from_dict(read_json(cfg_path))
+    if saved != cfg:
+      diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
+              if getattr(cfg, k) != v}
+      raise InputError(f"{workdir} holds a run with a different config (saved, given): "
+                       f"{diff}; use a new workdir")
+  else:
+    write_json(cfg_path, cfg.to_dict())
+  return workdir
+
+
 class RunCheckpoints:
   """Latest-N and best-1 Orbax managers for one training run.
 
@@ -75,6 +96,14 @@ class RunCheckpoints:
   def save_best(self, step: int, state: Any, metrics: dict[str, float]) -> bool:
     return self.best.save(step, args=ocp.args.StandardSave(state),
                           metrics={k: float(v) for k, v in metrics.items()}, force=True)
+
+  def resume(self, state: Any, log: Callable[[str], None] = print) -> Any:
+    """The latest saved state (restored into ``state``'s structure), or ``state``."""
+    restored = self.restore_latest(state)
+    if restored is None:
+      return state
+    log(f"resumed from step {int(restored.step)} in {self.workdir}")
+    return restored
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()

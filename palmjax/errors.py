@@ -59,3 +59,21 @@ def check_image_array(
         f"{_where(name)}image is {h}x{w} pixels; at least {min_size}x{min_size} is needed")
   check_finite(arr, name)
   return arr
+
+
+def checked_array(x: Any, name: str = "array"):
+  """``x`` as a JAX array, checked when its values are known.
+
+  Concrete inputs must have a numeric dtype and hold no NaN/inf; under ``jax.jit`` (a
+  tracer) the values are unknown and ``x`` passes through unchecked, so public kernels can
+  call this first and stay jittable.
+  """
+  import jax
+  import jax.numpy as jnp
+  if isinstance(x, jax.core.Tracer):
+    return x
+  arr = np.asarray(x)
+  if arr.dtype.kind not in "biuf":
+    raise InputError(f"{_where(name)}dtype {arr.dtype} is not numeric")
+  check_finite(arr, name)
+  return jnp.asarray(arr)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from palmjax.errors import InputError, check_finite
+from palmjax.errors import InputError, checked_array
 from palmjax.kernels.color import rgb_to_hsv, rgb_to_ycbcr
 
 METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
@@ -164,14 +164,7 @@ def _check_params(P, R, method) -> tuple[int, float, str]:
 
 
 def _as_image(image: ArrayLike, name: str = "image") -> jax.Array:
-  if isinstance(image, jax.core.Tracer):
-    x = image
-  else:
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
-      raise InputError(f"{name}: dtype {arr.dtype} is not numeric")
-    check_finite(arr, name)
-    x = jnp.asarray(arr)
+  x = checked_array(image, name)
   if x.ndim < 2:
     raise InputError(f"{name}: expected a 2-D image [..., H, W], got shape {x.shape}")
   if x.shape[-1] < 1 or x.shape[-2] < 1:
@@ -304,14 +297,7 @@ def color_lbp_features(image: ArrayLike, *, P: int = 8, R: float = 1.0,
   spaces = tuple(spaces)
   if not spaces or any(s not in ("hsv", "ycbcr", "rgb") for s in spaces):
     raise InputError(f"spaces: each must be 'hsv', 'ycbcr' or 'rgb', got {spaces!r}")
-  if isinstance(image, jax.core.Tracer):
-    x = image
-  else:
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
-      raise InputError(f"image: dtype {arr.dtype} is not numeric")
-    check_finite(arr, "image")
-    x = jnp.asarray(arr)
+  x = checked_array(image, "image")
   if x.ndim < 3 or x.shape[-1] != 3:
     raise InputError(f"image: expected RGB [..., H, W, 3], got shape {x.shape}")
   if jnp.issubdtype(x.dtype, jnp.integer):

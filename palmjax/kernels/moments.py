@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from palmjax.errors import InputError, check_finite
+from palmjax.errors import InputError, checked_array
 
 
 class ColorMoments(NamedTuple):
@@ -75,14 +75,7 @@ def color_moments(image: ArrayLike, *, axis: int | Sequence[int] = (-3, -2)) -> 
     Matches ``np.mean``, ``np.std`` and ``scipy.stats.skew`` (0 where SciPy gives NaN for a
     constant channel).
   """
-  if isinstance(image, jax.core.Tracer):
-    x = image
-  else:
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
-      raise InputError(f"image: dtype {arr.dtype} is not numeric")
-    check_finite(arr, "image")
-    x = jnp.asarray(arr)
+  x = checked_array(image, "image")
   if x.ndim < 1 or x.size == 0:
     raise InputError(f"image: expected a non-empty array, got shape {x.shape}")
   if not jnp.issubdtype(x.dtype, jnp.floating) or x.dtype == jnp.float16:

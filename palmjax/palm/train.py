@@ -266,15 +266,7 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   """
   from tqdm.auto import tqdm
 
-  workdir = os.path.abspath(os.fspath(workdir))
-  os.makedirs(workdir, exist_ok=True)
-  cfg_path = os.path.join(workdir, "config.json")
-  if os.path.exists(cfg_path):
-    saved = PalmTrainConfig.from_dict(checkpointing.read_json(cfg_path))
-    if saved != cfg:
-      raise InputError(f"{workdir} holds a run with a different config; use a new workdir")
-  else:
-    checkpointing.write_json(cfg_path, cfg.to_dict())
+  workdir = checkpointing.bind_run_config(workdir, cfg)
   splits = splits or make_splits(cfg, progress=progress)
   tr, va = splits["train"], splits["validation"]
   x, y = tr["image"], tr["label"]
@@ -291,10 +283,7 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   state = create_train_state(init_key, cfg)
   ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every,
                                        best_metric="val_loss", best_mode="min")
-  restored = ckpts.restore_latest(state)
-  if restored is not None:
-    state = restored
-    log(f"resumed from step {int(state.step)} in {workdir}")
+  state = ckpts.resume(state, log)
   start = int(state.step)
   bar = tqdm(total=cfg.num_steps, initial=start, desc=f"palm classifier ({cfg.input})",
              unit="step", disable=not progress)

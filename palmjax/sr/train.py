@@ -187,18 +187,7 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
   from tqdm.auto import tqdm
   from palmjax.sr.evaluate import evaluate_pool, summarize
 
-  workdir = os.path.abspath(os.fspath(workdir))
-  os.makedirs(workdir, exist_ok=True)
-  cfg_path = os.path.join(workdir, "config.json")
-  if os.path.exists(cfg_path):
-    saved = SRTrainConfig.from_dict(checkpointing.read_json(cfg_path))
-    if saved != cfg:
-      diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
-              if getattr(cfg, k) != v}
-      raise InputError(f"{workdir} holds a run with a different config (saved, given): "
-                       f"{diff}; use a new workdir")
-  else:
-    checkpointing.write_json(cfg_path, cfg.to_dict())
+  workdir = checkpointing.bind_run_config(workdir, cfg)
 
   mcfg = cfg.model_config()
   pool = train_pool if train_pool is not None else images.load_pool(
@@ -211,10 +200,7 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
   init_key, data_key = jax.random.split(key)
   state = create_train_state(init_key, cfg)
   ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every)
-  restored = ckpts.restore_latest(state)
-  if restored is not None:
-    state = restored
-    log(f"resumed from step {int(state.step)} in {workdir}")
+  state = ckpts.resume(state, log)
   step_fn = make_train_step()
 
   start = int(state.step)
