@@ -77,12 +77,12 @@ class FusionConfig:
   region_threshold: float = 0.5
   acoustic_combine: str = "min"
   acoustic_threshold: float = 0.5
-  period_frequency_tolerance_hz: float = 0.25
-  period_amplitude_tolerance: float = 0.5
+  period_frequency_tolerance_hz: float = 0.4
+  period_amplitude_tolerance: float = 0.75
   period_prominence_floor: float = 4.0
-  fusion_preset: float = 0.6
+  fusion_preset: float = 0.5
   low_region_limit: int = 1
-  live_threshold: float = 0.6
+  live_threshold: float = 0.5
   clip_fraction: float = 0.01
   silence_rms: float = 1e-7
 
