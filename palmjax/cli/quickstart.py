@@ -9,6 +9,9 @@ Stages (each prints a table and writes its files under ``--out``):
   the shipped models never saw) through the whole pipeline (quality gate -> palm SRCNN ->
   classifier): the ISO/IEC 30107-3 metrics table, ROC/DET curves and a contact sheet, and
   a few captures as JSON records, one of them blurred to show a re-capture request.
+* ``face``: simulated face-terminal sessions (live, print, mask, a replay on a terminal
+  without acoustic hardware, a live session whose echo is missing) through F1-F8 with the
+  shipped cue classifiers: proceed / reject / paused / recapture records.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import os
 import time
 
-STAGES = ("sr", "palm")
+STAGES = ("sr", "palm", "face")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -124,6 +127,38 @@ def _palm_stage(args: argparse.Namespace) -> None:
   print(f"\n  plots: {out}/palm_roc_det.png, {out}/palm_xray_sheet.png")
 
 
+def _face_stage(args: argparse.Namespace) -> None:
+  import dataclasses
+  import json
+
+  import jax
+
+  from palmjax import face
+
+  print("\n== Face-terminal liveness (face patent F1-F8) ==")
+  if not face.default_models_path().exists():
+    print(f"  (no shipped face cue models; train them with `palmjax face train --out "
+          f"{face.default_models_path()}`)")
+    return
+  models = face.load_models()
+  cfg = face.FaceCheckConfig()
+  scfg = face.SessionConfig(echo=True)
+  no_hw = dataclasses.replace(cfg, acoustic_hardware=False)
+  demo = [("live", cfg, None), ("print", cfg, None), ("mask", cfg, None),
+          ("replay", no_hw, None), ("live", cfg, "drop the echo")]
+  for i, (kind, c, note) in enumerate(demo):
+    sess, enrolled = face.simulate_session(jax.random.key(4_000 + args.seed + i), kind, scfg,
+                                           identity=60_000 + i)
+    if note:
+      sess = dataclasses.replace(sess, recording=None)
+    rec = face.check(sess, enrolled, models, c)
+    keep = ("outcome", "stage", "reason", "similarity", "cue_probabilities",
+            "image_probability", "acoustic_probability", "fused_probability")
+    what = kind + ("" if c.acoustic_hardware else " (terminal without acoustic hardware)") + \
+        (f" ({note})" if note else "")
+    print(f"  {what}: " + json.dumps({k: rec.to_dict()[k] for k in keep}, default=float))
+
+
 def run(args: argparse.Namespace) -> int:
   t0 = time.time()
   os.makedirs(args.out, exist_ok=True)
@@ -131,5 +166,7 @@ def run(args: argparse.Namespace) -> int:
     _sr_stage(args)
   if "palm" in args.stages:
     _palm_stage(args)
+  if "face" in args.stages:
+    _face_stage(args)
   print(f"\nquickstart finished in {time.time() - t0:.0f} s; outputs in {args.out}/")
   return 0

@@ -1,0 +1,32 @@
+"""Face liveness at a bank self-service terminal (SPEC pipeline F, steps F1-F8).
+
+* :mod:`~palmjax.face.session`: :class:`Session`, the procedural 3D-face session simulator
+  (live, print, replay, mask, impostor; image and echo from one face), real-frame readers;
+* :mod:`~palmjax.face.similarity`: F1 LBP-histogram descriptor + chi-square similarity;
+* :mod:`~palmjax.face.cues`: F2-F4 features and calibrated optax classifiers;
+* :mod:`~palmjax.face.fusion`: F5 image fusion;
+* :mod:`~palmjax.face.decision`: F8 and the auditable :class:`DecisionRecord`;
+* :mod:`~palmjax.face.check`: ``check(session, enrolled, models, config)``;
+* :mod:`~palmjax.face.train`: training the cue classifiers on simulated sessions.
+"""
+
+from palmjax.face.check import (FaceCheckConfig, FaceModels, check, default_models_path,
+                                load_models, validate_session)
+from palmjax.face.cues import (CUES, CueClassifierConfig, CueModel, FeatureConfig,
+                               cue_features)
+from palmjax.face.decision import OUTCOMES, DecisionConfig, DecisionRecord
+from palmjax.face.fusion import ImageFusion, ImageFusionConfig, fuse_image, lighting_accuracy
+from palmjax.face.session import (ATTACK_KINDS, KINDS, Session, SessionConfig, load_session,
+                                  region_offsets_m, render, simulate_batch, simulate_session)
+from palmjax.face.similarity import (LBP_EMBEDDING, Embedding, LBPDescriptorConfig, chi_square,
+                                     lbp_descriptor, similarity)
+
+__all__ = [
+    "ATTACK_KINDS", "CUES", "CueClassifierConfig", "CueModel", "DecisionConfig",
+    "DecisionRecord", "Embedding", "FaceCheckConfig", "FaceModels", "FeatureConfig",
+    "ImageFusion", "ImageFusionConfig", "KINDS", "LBPDescriptorConfig", "LBP_EMBEDDING",
+    "OUTCOMES", "Session", "SessionConfig", "check", "chi_square", "cue_features",
+    "default_models_path", "fuse_image", "lbp_descriptor", "lighting_accuracy",
+    "load_models", "load_session", "region_offsets_m", "render", "similarity",
+    "simulate_batch", "simulate_session", "validate_session",
+]
