@@ -59,20 +59,81 @@ def test_region_offsets_match_echo_geometry():
 
 def test_similarity_gate(batches):
   d = face.lbp_descriptor(batches["live"].enrolled[0])
-  assert d.shape == (4, 4, 10)
+  assert d.shape == (8, 8, 10)
   np.testing.assert_allclose(d.sum(-1), 1.0, atol=1e-5)
   assert face.chi_square(d, d) == 0.0
   same = [face.similarity(batches["live"].frames[i], batches["live"].enrolled[i])
           for i in range(6)]
   imp = [face.similarity(batches["impostor"].frames[i], batches["impostor"].enrolled[i])
          for i in range(6)]
-  assert np.mean(same) > np.mean(imp)
   assert all(0 <= s <= 1 for s in same + imp)
+  thr = face.FaceCheckConfig().similarity_threshold
+  assert thr == 0.5 and min(same) > 0.9 and np.median(imp) < 0.01
+  assert np.mean(same) > np.mean(imp) + 0.7
+  # Every live session against every enrolled image of this fixed set (48 px, 8 frames):
+  # 6 genuine and 30 impostor pairs. Genuine all pass; the impostors that pass are the
+  # pairs of identities with near-equal skin tone (measured: 3/30 here; 3.0 % on 200
+  # unseen identities at 64 px); each session still matches its own enrolment best.
+  live = batches["live"]
+  emb = face.LBP_EMBEDDING
+  fd = [emb.embed(f).mean(0) for f in live.frames]
+  ed = [emb.embed(e) for e in live.enrolled]
+  sim = np.array([[emb.to_similarity(emb.distance(a, b)) for b in ed] for a in fd])
+  np.testing.assert_allclose(np.diag(sim), same, atol=1e-6)
+  off = sim[~np.eye(6, dtype=bool)]
+  assert np.diag(sim).min() > 0.9 and (off >= thr).sum() <= 3 and np.median(off) < 0.02
+  assert np.all(sim.argmax(1) == np.arange(6)) and np.all(sim.argmax(0) == np.arange(6))
   # Pluggable embedding.
   emb = face.Embedding(embed=lambda x: np.asarray(x).mean((0, 1)),
                        distance=lambda a, b: float(np.abs(a - b).sum()),
                        to_similarity=lambda dd: 1.0 / (1.0 + dd), name="mean_colour")
   assert face.similarity(np.ones((2, 8, 8, 3)) * 0.5, np.ones((8, 8, 3)) * 0.5, emb) == 1.0
+
+
+def test_chroma_descriptor_is_shading_invariant_and_sees_skin_tone():
+  rng = np.random.default_rng(0)
+  skin = np.array([0.8, 0.6, 0.5], np.float32)
+  tex = (1 + 0.05 * rng.standard_normal((24, 24, 1))).astype(np.float32)
+  img = skin * tex
+  c = face.chroma_descriptor(img, eps=0.0)
+  np.testing.assert_allclose(c, np.log(skin[[0, 2]] / skin[1]), atol=1e-5)
+  # Any per-pixel intensity factor (shading, exposure) leaves it unchanged.
+  shade = np.linspace(0.3, 1.0, 24, dtype=np.float32)[None, :, None]
+  np.testing.assert_allclose(face.chroma_descriptor(img * shade, eps=0.0), c, atol=1e-5)
+  # Batched = per image; the face descriptor ends with it.
+  b = face.chroma_descriptor(np.stack([img, img * 0.5]), eps=0.0)
+  np.testing.assert_allclose(b, [c, c], atol=1e-5)
+  fd = face.face_descriptor(img)
+  assert fd.shape == (8 * 8 * 10 + 2,) and face.face_distance(fd, fd) == 0.0
+  darker = img * np.array([0.56, 0.45, 0.4], np.float32)  # another skin tone, same texture
+  d = face.face_distance(face.face_descriptor(darker), fd)
+  assert d > 5.0  # the chromaticity term alone is ~ |log ratio change| / 0.01
+  with pytest.raises(InputError, match="RGB"):
+    face.chroma_descriptor(np.zeros((8, 8)))
+  with pytest.raises(InputError, match="too small"):
+    face.chroma_descriptor(np.zeros((4, 4, 3)))
+  with pytest.raises(InputError, match="descriptors"):
+    face.face_distance(fd, fd[:-1])
+
+
+def test_calibrate_similarity():
+  rng = np.random.default_rng(1)
+  g = np.exp(rng.normal(-0.3, 0.3, 400))    # genuine distances around 0.74
+  i = np.exp(rng.normal(2.0, 0.5, 400))     # impostors around 7.4
+  cal = face.calibrate_similarity(g, i)
+  assert cal.slope > 0 and -0.3 < cal.log_d0 < 2.0
+  assert cal(np.exp(cal.log_d0)) == pytest.approx(0.5)
+  assert cal(0.5) > 0.95 and cal(20.0) < 0.05 and cal(0.0) <= 1.0
+  s_g, s_i = np.array([cal(x) for x in g]), np.array([cal(x) for x in i])
+  assert (s_g >= 0.5).mean() > 0.98 and (s_i >= 0.5).mean() < 0.02
+  emb = face.lbp_chroma_embedding(calibration=cal)
+  assert emb.to_similarity is cal and emb.batched
+  with pytest.raises(InputError, match="not smaller"):
+    face.calibrate_similarity(i, g)
+  with pytest.raises(InputError, match="at least 2"):
+    face.calibrate_similarity([1.0], i)
+  with pytest.raises(InputError, match=">= 0"):
+    face.calibrate_similarity([-1.0, 1.0], i)
 
 
 def test_cue_classifier_learns_and_calibrates():
@@ -172,7 +233,7 @@ def test_decision_branches(monkeypatch, probs, hw, echo_rec, expect, stage):
   assert (rec.outcome, rec.stage) == (expect, stage), rec.reason
   assert rec.outcome in decision.OUTCOMES and rec.reason
   d = rec.to_dict()
-  assert d["similarity"] >= 0.8 and d["cue_probabilities"] == probs
+  assert d["similarity"] >= 0.5 and d["cue_probabilities"] == probs
   import json
   assert json.loads(rec.to_json())["outcome"] == expect
   if stage == "f8":
@@ -185,7 +246,7 @@ def test_similarity_gate_rejects():
   other[::2] = 0.2
   rec = face.check(sess, other, _Models(GOOD), face.FaceCheckConfig())
   assert rec.outcome == "reject" and rec.stage == "similarity"
-  assert rec.similarity < 0.8 and rec.cue_probabilities == {}
+  assert rec.similarity < 0.5 and rec.cue_probabilities == {}
 
 
 def test_bad_input_never_proceeds():
@@ -218,5 +279,9 @@ def test_simulated_session_with_echo_end_to_end():
   er = echo.acoustic_liveness(sess.recording)
   assert er.decision != "live"  # a flat sheet: no time differences
   monkey = _Models(BAD)
+  # The print's reduced gamut and paper tint shift the skin chromaticity: F1 stops it.
   rec = face.check(sess, enrolled, monkey, face.FaceCheckConfig())
+  assert (rec.outcome, rec.stage) == ("reject", "similarity")
+  # With the gate open, the cascade reaches the echo.
+  rec = face.check(sess, enrolled, monkey, face.FaceCheckConfig(similarity_threshold=0.0))
   assert rec.outcome in ("reject", "recapture") and rec.acoustic is not None

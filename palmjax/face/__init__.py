@@ -2,7 +2,7 @@
 
 * :mod:`~palmjax.face.session`: :class:`Session`, the procedural 3D-face session simulator
   (live, print, replay, mask, impostor; image and echo from one face), real-frame readers;
-* :mod:`~palmjax.face.similarity`: F1 LBP-histogram descriptor + chi-square similarity;
+* :mod:`~palmjax.face.similarity`: F1 LBP-histogram + skin-chromaticity descriptor, calibrated similarity;
 * :mod:`~palmjax.face.cues`: F2-F4 features and calibrated optax classifiers;
 * :mod:`~palmjax.face.fusion`: F5 image fusion;
 * :mod:`~palmjax.face.decision`: F8 and the auditable :class:`DecisionRecord`;
@@ -18,8 +18,11 @@ from palmjax.face.decision import OUTCOMES, DecisionConfig, DecisionRecord
 from palmjax.face.fusion import ImageFusion, ImageFusionConfig, fuse_image, lighting_accuracy
 from palmjax.face.session import (ATTACK_KINDS, KINDS, Session, SessionConfig, load_session,
                                   region_offsets_m, render, simulate_batch, simulate_session)
-from palmjax.face.similarity import (LBP_EMBEDDING, Embedding, LBPDescriptorConfig, chi_square,
-                                     lbp_descriptor, similarity)
+from palmjax.face.similarity import (LBP_EMBEDDING, Embedding, FaceDescriptorConfig,
+                                     LBPDescriptorConfig, SimilarityCalibration,
+                                     calibrate_similarity, chi_square, chroma_descriptor,
+                                     face_descriptor, face_distance, lbp_chroma_embedding,
+                                     lbp_descriptor, session_distance, similarity)
 
 __all__ = [
     "ATTACK_KINDS", "CUES", "CueClassifierConfig", "CueModel", "DecisionConfig",
@@ -29,4 +32,7 @@ __all__ = [
     "default_models_path", "fuse_image", "lbp_descriptor", "lighting_accuracy",
     "load_models", "load_session", "region_offsets_m", "render", "similarity",
     "simulate_batch", "simulate_session", "validate_session",
+    "FaceDescriptorConfig", "SimilarityCalibration", "calibrate_similarity",
+    "chroma_descriptor", "face_descriptor", "face_distance", "lbp_chroma_embedding",
+    "session_distance",
 ]

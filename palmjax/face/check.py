@@ -30,7 +30,7 @@ from palmjax.face.similarity import LBP_EMBEDDING, Embedding, similarity
 @dataclasses.dataclass(frozen=True)
 class FaceCheckConfig:
   """Every threshold of the face terminal (named fields; see each stage's config)."""
-  similarity_threshold: float = 0.8
+  similarity_threshold: float = 0.5   # F1: calibrated similarity (see face.similarity)
   acoustic_hardware: bool = True
   image: ImageFusionConfig = ImageFusionConfig()
   decision: DecisionConfig = DecisionConfig()
