@@ -106,6 +106,9 @@ def test_batch_jit_vmap_consistent(textures):
                              atol=1e-4)
   np.testing.assert_allclose(np.asarray(jax.vmap(f)(pj, nj)), np.asarray(batched.flow),
                              atol=1e-4)
+  # early stop (default epsilon, OpenCV's criterion) vs all iterations: same answer
+  fixed = lucas_kanade(prev, nxt, pts, **kw, epsilon=0.0)
+  np.testing.assert_allclose(np.asarray(fixed.flow), np.asarray(batched.flow), atol=0.02)
   per_pair = lucas_kanade(prev, nxt, np.stack([pts, pts + 1]), **kw)  # [B, N, 2] points
   np.testing.assert_allclose(np.asarray(per_pair.flow[0]), np.asarray(batched.flow[0]),
                              atol=1e-4)
@@ -125,6 +128,7 @@ def test_status_flat_and_lost_points():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(window=10), "odd"), (dict(window=99), "larger"), (dict(levels=-1), "levels"),
     (dict(iterations=0), "iterations"), (dict(grid=0), "grid"),
+    (dict(epsilon=-0.1), "epsilon"), (dict(epsilon=np.nan), "epsilon"),
     (dict(points=np.zeros((3, 3))), "points"), (dict(points=[[np.nan, 1.0]]), "NaN"),
 ])
 def test_bad_arguments_raise(kwargs, match):
@@ -161,15 +165,18 @@ def _stats_reference(flow, status):
   return mean, std, wm(fs, fw, -1), temporal, change
 
 
+_stats_jit = jax.jit(lambda f, s: flow_statistics(f, s))     # built once: one compile
+_stats_vmap = jax.jit(jax.vmap(lambda f, s: flow_statistics(f, s)))
+
+
 @given(hnp.arrays(np.float32, (2, 4, 6, 2), elements=st.floats(-5, 5, width=32, allow_subnormal=False)),
        hnp.arrays(np.bool_, (2, 4, 6)))
 def test_flow_statistics_matches_numpy(flow, status):
   out = flow_statistics(flow, status)
   for got, ref in zip(out, _stats_reference(flow, status)):
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-5)
-  jitted = jax.jit(lambda f, s: flow_statistics(f, s))(jnp.asarray(flow), jnp.asarray(status))
-  vmapped = jax.vmap(lambda f, s: flow_statistics(f, s))(jnp.asarray(flow),
-                                                         jnp.asarray(status))
+  jitted = _stats_jit(jnp.asarray(flow), jnp.asarray(status))
+  vmapped = _stats_vmap(jnp.asarray(flow), jnp.asarray(status))
   for a, b, c in zip(out, jitted, vmapped):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(c), np.asarray(a), rtol=1e-5, atol=1e-6)
