@@ -5,7 +5,8 @@ One file per family (dm_pix style); everything public is re-exported flat here.
 
 from palmjax.kernels.color import (hsv_to_rgb, rgb_to_hsv, rgb_to_luma, rgb_to_y,
                                    rgb_to_ycbcr, ycbcr_to_rgb)
-from palmjax.kernels.filters import gaussian_blur, gaussian_kernel1d, separable_filter
+from palmjax.kernels.filters import (correlate1d, gaussian_blur, gaussian_kernel1d,
+                                     separable_filter)
 from palmjax.kernels.flow import FlowResult, FlowStatistics, flow_statistics, lucas_kanade
 from palmjax.kernels.lbp import color_lbp_features, lbp, lbp_histogram, lbp_n_bins
 from palmjax.kernels.moments import ColorMoments, color_moment_features, color_moments
@@ -24,6 +25,7 @@ __all__ = [
     "color_moments",
     "flow_statistics",
     "bicubic_resize",
+    "correlate1d",
     "gaussian_blur",
     "gaussian_kernel1d",
     "hsv_to_rgb",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from palmjax.kernels.filters import gaussian_kernel1d, separable_filter
@@ -53,7 +54,7 @@ def ssim(a: ArrayLike, b: ArrayLike, *, data_range: float = 1.0, gaussian: bool 
   else:
     if win_size % 2 == 0 or win_size < 3:
       raise ValueError(f"win_size must be odd and >= 3, got {win_size}")
-    w = jnp.full((win_size,), 1.0 / win_size, jnp.float32)
+    w = np.full((win_size,), 1.0 / win_size)
     npix = win_size**2
     cov_norm = npix / (npix - 1.0)
   if a.shape[1] < w.shape[0] or a.shape[2] < w.shape[0]:
