@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                  help="export the best model there when done (e.g. checkpoints/srcnn_x3)")
   t.add_argument("--no-progress", action="store_true", help="no progress bar")
   add_dataclass_arguments(t, SRTrainConfig)
+  from palmjax.parallel import add_distributed_arguments
+  add_distributed_arguments(t)
   t.set_defaults(func=_train)
 
   x = cmds.add_parser("export", help="export a run's best (or latest) model",
@@ -63,7 +65,9 @@ def _check_scale(scale: int) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+  from palmjax.parallel import initialize_distributed
   from palmjax.sr.train import SRTrainConfig, train
+  initialize_distributed(args)  # multi-host when flags/env name a coordinator; else no-op
   cfg = dataclass_from_args(SRTrainConfig, args)
   _, summary = train(cfg, args.workdir, export_to=args.export,
                      progress=not args.no_progress)

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from palmjax import checkpointing
+from palmjax import checkpointing, parallel
 from palmjax.data import palm_xray
 from palmjax.errors import InputError
 from palmjax.metrics import PADReport, pad_report, threshold_for
@@ -59,8 +59,15 @@ class PalmTrainConfig:
   eval_every: int = 250
   save_every: int = 250
   init_from: str | None = None  # exported classifier to start from (tuning)
+  # Scale-out (palmjax.parallel): data-parallel devices (0: all) and the compute dtype
+  # ("bfloat16": mixed precision, parameters and optimizer state stay float32).
+  num_devices: int = 0
+  compute_dtype: str = "float32"
 
   def __post_init__(self):
+    parallel.compute_dtype(self.compute_dtype)  # validates the name
+    if self.num_devices < 0:
+      raise InputError(f"num_devices must be >= 0 (0: all devices), got {self.num_devices}")
     if self.input not in INPUTS:
       raise InputError(f"input must be one of {INPUTS}, got {self.input!r}")
     unknown = set(self.exclude_attacks) - set(palm_xray.ATTACK_NAMES[1:])
@@ -171,7 +178,7 @@ class TrainState(train_state.TrainState):
 
 def create_train_state(key: jax.Array, cfg: PalmTrainConfig) -> TrainState:
   mcfg = cfg.model_config()
-  model = PalmClassifier(mcfg)
+  model = PalmClassifier(mcfg, dtype=parallel.compute_dtype(cfg.compute_dtype))
   params = model.init(key, jnp.zeros((1, mcfg.input_size, mcfg.input_size, 1)))["params"]
   if cfg.init_from:
     params = load_classifier(cfg.init_from)[0]
@@ -284,6 +291,9 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every,
                                        best_metric="val_loss", best_mode="min")
   state = ckpts.resume(state, log)
+  # Data-parallel over cfg.num_devices (the same jitted step on 1 device and on N).
+  step_fn = parallel.data_parallel(train_step, parallel.make_mesh(cfg.num_devices))
+  state = parallel.replicate(state, step_fn.mesh)
   start = int(state.step)
   bar = tqdm(total=cfg.num_steps, initial=start, desc=f"palm classifier ({cfg.input})",
              unit="step", disable=not progress)
@@ -291,7 +301,7 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   t0 = time.time()
   try:
     for step in range(start, cfg.num_steps):
-      state, m = train_step_jit(state, _batch(step, data_key, x, y, cfg.batch_size))
+      state, m = step_fn(state, _batch(step, data_key, x, y, cfg.batch_size))
       done = step + 1
       losses.append(float(m["loss"]))
       if not math.isfinite(losses[-1]):

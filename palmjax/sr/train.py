@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from palmjax import checkpointing
+from palmjax import checkpointing, parallel
 from palmjax.data import images
 from palmjax.errors import InputError
 from palmjax.models import SRCNN, SRCNNConfig
@@ -63,8 +63,15 @@ class SRTrainConfig:
   eval_every: int = 500
   save_every: int = 500
   init_from: str | None = None  # exported model whose params start the run (fine-tuning)
+  # Scale-out (palmjax.parallel): data-parallel devices (0: all) and the compute dtype
+  # ("bfloat16": mixed precision, parameters and optimizer state stay float32).
+  num_devices: int = 0
+  compute_dtype: str = "float32"
 
   def __post_init__(self):
+    parallel.compute_dtype(self.compute_dtype)  # validates the name
+    if self.num_devices < 0:
+      raise InputError(f"num_devices must be >= 0 (0: all devices), got {self.num_devices}")
     if self.scale < 2:
       raise InputError(f"scale must be an integer >= 2, got {self.scale}")
     if self.batch_size < 1 or self.num_steps < 1 or self.patch_size < 1:
@@ -112,7 +119,7 @@ def make_optimizer(cfg: SRTrainConfig) -> optax.GradientTransformation:
 def create_train_state(key: jax.Array, cfg: SRTrainConfig) -> TrainState:
   """Initial train state from an explicit PRNG key."""
   mcfg = cfg.model_config()
-  model = SRCNN(mcfg)
+  model = SRCNN(mcfg, dtype=parallel.compute_dtype(cfg.compute_dtype))
   x = jnp.zeros((1, mcfg.receptive_field, mcfg.receptive_field, mcfg.channels), jnp.float32)
   params = model.init(key, x)["params"]
   if cfg.init_from:
@@ -201,7 +208,9 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
   state = create_train_state(init_key, cfg)
   ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every)
   state = ckpts.resume(state, log)
-  step_fn = make_train_step()
+  # Data-parallel over cfg.num_devices (the same jitted step on 1 device and on N).
+  step_fn = parallel.data_parallel(train_step, parallel.make_mesh(cfg.num_devices))
+  state = parallel.replicate(state, step_fn.mesh)
 
   start = int(state.step)
   losses: list[float] = []
