@@ -111,7 +111,9 @@ def main(argv=None) -> int:
     for v, r in sweeps[name].items():
       row = {f"{name} ({unit})": v, "AUC all": r["auc_all"]}
       row.update({f"AUC {k}": r["per_kind"][k]["auc"] for k in echo.SPOOF_KINDS})
-      row.update({"BPCER": r["bpcer"], "cannot decide": r["cannot_decide"]})
+      row.update({"BPCER": r["bpcer"],
+                  "APCER (worst kind)": max(v["apcer"] for v in r["per_kind"].values()),
+                  "cannot decide": r["cannot_decide"]})
       rows.append(row)
     print(f"### vs {name}\n")
     print(markdown_table(rows))

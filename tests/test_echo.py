@@ -87,7 +87,8 @@ def test_flat_targets_score_zero_and_rigid_mask_has_no_deviation():
   rec = analyse(sim("mask", seed=2))
   assert rec.time_difference_s > 3.5e-5
   assert rec.stage == "deviation" and rec.acoustic_probability == 0.0
-  assert rec.frequency_deviation_hz < 0.1 and rec.amplitude_deviation < 0.25
+  assert rec.frequency_deviation_hz < CFG.fusion.min_frequency_deviation_hz
+  assert rec.amplitude_deviation < CFG.fusion.min_amplitude_deviation
   rec = analyse(sim("mannequin", seed=2))
   assert rec.decision == "not_live" and rec.stage in ("region", "deviation")
   assert rec.score < 0.5
@@ -125,7 +126,11 @@ def test_blink_exclusion_restores_eye_region():
 
 # --- the rules by constructed inputs -------------------------------------------------------
 
-FC = echo.FusionConfig()
+# Constructed-input tests pin the presets they reason about (the defaults are calibrated).
+FC = echo.FusionConfig(min_frequency_deviation_hz=0.1, min_amplitude_deviation=0.25,
+                       min_breathing_deviation=0.25, period_frequency_tolerance_hz=0.4,
+                       period_amplitude_tolerance=0.75, period_prominence_floor=4.0,
+                       fusion_preset=0.5)
 
 
 def test_rules_time_difference_and_deviation():
@@ -183,6 +188,75 @@ def test_period_probability_steady_vs_varying():
   assert vary.probability < 0.5 * steady.probability
   amp = echo.period_probability([1.2] * 4, [60e-6, 300e-6, 60e-6, 60e-6], q, 1.25, FC)
   assert amp.varying_periods == 2 and amp.steady_periods == 1
+
+
+def test_deviation_is_noise_aware_and_sees_breathing():
+  f = np.full(5, 1.2)
+  a = np.full(5, 50e-6) * [1, 1.4, 1, 1, 1]                 # 40 % spread
+  assert echo.deviation(f, a, FC).present
+  # The same spread inside the noise (std 10 um per estimate) is no deviation ...
+  noisy = echo.deviation(f, a, FC, noise_amplitude_m=np.full(5, 10e-6))
+  assert not noisy.present and noisy.amplitude_rel == pytest.approx(0.4 / 1.08)
+  # ... but well above it, it is.
+  assert echo.deviation(f, a, FC, noise_amplitude_m=np.full(5, 1e-6)).present
+  # Breathing amplitudes that differ count as a deviation; alike ones do not.
+  same = np.full(5, 50e-6)
+  kw = dict(noise_amplitude_m=np.full(5, 1e-6), breathing_noise_m=np.full(5, 1e-6))
+  assert not echo.deviation(f, same, FC, breathing_amplitude_m=np.full(5, 2e-4), **kw).present
+  assert echo.deviation(f, same, FC, breathing_amplitude_m=[3e-4, 1e-4, 2e-4, 1e-4, 4e-4],
+                        **kw).present
+  # A frequency spread only counts between regions with a prominent peak.
+  f2 = f + [0, 0.5, 0, 0, 0]
+  assert echo.deviation(f2, same, FC).present
+  assert not echo.deviation(f2, same, FC, prominence=[50, 2, 50, 50, 50]).present
+
+
+def test_region_probability_breathing_evidence():
+  # No pulse peak, but a breathing motion well above floor and noise: passes.
+  p = echo.region_probability(5e-6, 1.5, FC, breathing_amplitude_m=2e-4,
+                              noise_amplitude_m=2e-6)
+  assert p > 0.9
+  assert echo.region_probability(5e-6, 1.5, FC) < 0.1                 # pulse alone fails
+  # Breathing-band "motion" that is only noise (mannequin) fails.
+  p = echo.region_probability(5e-6, 1.5, FC, breathing_amplitude_m=6e-6,
+                              noise_amplitude_m=2e-6)
+  assert p < 0.1
+  p = echo.region_probability(5e-6, 1.5, FC, breathing_amplitude_m=4e-5,
+                              noise_amplitude_m=2e-5)                  # 2 noise stds
+  assert p < 0.1
+
+
+def test_gate_displacement_coherent_and_robust_to_null_bins():
+  """A rigid motion is recovered exactly; a null bin's noisy phase does not leak in."""
+  rng = np.random.default_rng(0)
+  t = np.arange(200) / 50.0
+  x = 80e-6 * np.sin(2 * np.pi * 1.3 * t)
+  lam = PROBE.wavelength_m
+  amp = np.array([1.0, 0.8, 0.02, 0.9, 1.0])        # bin 2 sits in an interference null
+  z = amp * np.exp(-4j * np.pi * x[:, None] / lam) * np.exp(1j * rng.uniform(0, 6, 5))
+  z = z + 0.002 * (rng.normal(size=z.shape) + 1j * rng.normal(size=z.shape))
+  d = np.asarray(echo.analysis.gate_displacement(z, np.array([2]), halfwidth=2,
+                                                 wavelength_m=lam))[:, 0]
+  np.testing.assert_allclose(d - d.mean(), x - x.mean(), atol=5e-6)
+  single = np.asarray(echo.analysis.gate_displacement(z, np.array([2]), halfwidth=0,
+                                                      wavelength_m=lam))[:, 0]
+  assert np.std(single - x) > 3 * np.std(d - x)
+  n = np.asarray(echo.analysis.displacement_noise(rng.normal(size=(4000, 2)) * 3e-6))
+  np.testing.assert_allclose(n, 3e-6, rtol=0.1)
+
+
+def test_calibrate_picks_a_spoof_free_setting():
+  s = {k: [echo.echo_features(sim(k, seed=i).samples, np.ones(PROBE.n_frames, bool),
+                              config=CFG.analysis) for i in range(2)]
+       for k in ("live", "mask")}
+  r = echo.calibrate(s, {"deviation_noise_factor": [0.0, 3.0]}, CFG)
+  assert len(r.table) == 2 and r.apcer == 0.0
+  assert r.config.fusion.deviation_noise_factor in (0.0, 3.0)
+  best = [row for row in r.table if row["deviation_noise_factor"]
+          == r.config.fusion.deviation_noise_factor][0]
+  assert best["bpcer"] == r.bpcer
+  with pytest.raises(InputError, match="unknown"):
+    echo.calibrate(s, {"no_such_field": [1]}, CFG)
 
 
 # --- bad input -----------------------------------------------------------------------------

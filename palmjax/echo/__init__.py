@@ -6,9 +6,11 @@
 * :mod:`~palmjax.echo.analysis`: matched filter, range profile, echo peaks, time
   differences, per-region slow-time features (FFT period estimator);
 * :mod:`~palmjax.echo.fusion`: the patent's rules and multi-period fusion, named presets;
-* :mod:`~palmjax.echo.liveness`: ``acoustic_liveness(recording, config) -> record``.
+* :mod:`~palmjax.echo.liveness`: ``acoustic_liveness(recording, config) -> record``;
+* :mod:`~palmjax.echo.calibrate`: choosing the presets on a development split.
 """
 
+from palmjax.echo.calibrate import CalibrationResult, calibrate
 from palmjax.echo.analysis import AnalysisConfig, EchoFeatures, echo_features, fill_gaps
 from palmjax.echo.fusion import (FusionConfig, acoustic_probability, deviation, fuse,
                                  period_probability, region_probability)
@@ -20,10 +22,10 @@ from palmjax.echo.simulate import (KINDS, REGIONS, SPOOF_KINDS, FaceGeometry, Si
 from palmjax.kernels.spectral import FrequencyEstimate, estimate_frequency
 
 __all__ = [
-    "AnalysisConfig", "EchoFeatures", "FaceGeometry", "FrequencyEstimate", "FusionConfig",
+    "AnalysisConfig", "CalibrationResult", "EchoFeatures", "FaceGeometry", "FrequencyEstimate", "FusionConfig",
     "KINDS", "LivenessConfig", "LivenessRecord", "ProbeConfig", "REGIONS", "Recording",
     "SPOOF_KINDS", "SimConfig", "Simulation", "acoustic_liveness", "acoustic_probability",
-    "blink_times_of", "chirp", "deviation", "echo_features", "estimate_frequency",
+    "blink_times_of", "calibrate", "chirp", "deviation", "echo_features", "estimate_frequency",
     "fill_gaps", "fuse", "period_probability", "probe_signal", "region_probability",
     "simulate", "validate_probe",
 ]

@@ -8,12 +8,18 @@ Steps, all in one jitted function of the microphone stream (batch dims lead):
 2. average the envelope over slow time (range profile), find the echo peaks inside the
    face range window with sub-sample interpolation; the first one is the nose tip and the
    spread of the face echoes is the *time difference* of the patent;
-3. place one range gate per region at the template offset behind the nose echo and read
-   the carrier phase there over slow time -> region displacement (phase x lambda / 4 pi);
-   the eye region's blink frames (given by the caller) are dropped and bridged;
-4. per region: FFT period estimate (window, zero-padding, sub-bin interpolation) of the
-   fluctuation frequency and vibration amplitude, over the whole capture (F6) and over
-   overlapping preset periods (F7).
+3. place one range gate per region at the local echo maximum nearest the template offset
+   behind the nose echo and read the carrier phase over slow time in a small range window
+   around it: the window's bins are combined coherently against their mean echo
+   (``angle(sum_k z_k[t] conj(mean_t z_k))``, weighted by the static echo), so a bin in an interference null (the regions lie within one range-resolution cell)
+   cannot inject noise-like phase -> region displacement (phase x lambda / 4 pi); the eye
+   region's blink frames (given by the caller) are dropped and bridged;
+4. per region, the displacement is split into a breathing part (centred moving average)
+   and a pulse part (the rest); FFT period estimates (window, zero-padding, sub-bin
+   interpolation) in separate bands give the pulse frequency, vibration amplitude and
+   spectral prominence over the whole capture (F6) and over overlapping preset periods
+   (F7), and the breathing amplitude; a robust per-frame noise level (second differences)
+   gives the noise floor of every amplitude (for noise-aware tolerances).
 """
 
 from __future__ import annotations
@@ -44,16 +50,21 @@ class AnalysisConfig:
     reference_window: amplitude weighting of the matched-filter reference chirp.
     peak_threshold: echo peaks count above this fraction of the strongest face echo.
     num_peaks: at most this many echo peaks are considered.
-    rhythm_band_hz: search band of the whole-capture fluctuation frequency (F6); the
-      capture must hold two periods of its lower edge.
+    rhythm_band_hz: the slowest rhythm searched: the capture must hold two periods of its
+      lower edge.
+    pulse_band_hz: search band of the whole-capture fluctuation (pulse) frequency (F6),
+      applied after the breathing part is removed.
+    breathing_band_hz: band of the breathing estimate (whole capture, F6).
     period_band_hz: search band inside each preset period (F7).
     period_s, period_hop_s: length and hop of the preset periods (F7).
     window, zero_pad: FFT period estimator settings.
     blink_guard_s: eye frames within this time of a blink are dropped.
-    gate_search_m: each gate moves to the strongest echo within this distance of its
-      template position (avoids interference nulls, where the phase is noise).
-    period_highpass_s: before the F7 periods, a centred moving average of this length is
-      subtracted (removes breathing drift below the pulse band); 0 disables.
+    gate_search_m: each gate moves to the local echo maximum nearest its template
+      position within this distance (avoids interference nulls, where the phase is noise).
+    gate_halfwidth_m: half-width of the range window whose bins are combined coherently
+      into the region's phase (0 = the single gate bin).
+    period_highpass_s: a centred moving average of this length is the breathing part; the
+      rest is the pulse part (whole capture and F7 periods); 0 disables.
   """
   probe: ProbeConfig = ProbeConfig()
   min_range_m: float = 0.2
@@ -64,6 +75,8 @@ class AnalysisConfig:
   peak_threshold: float = 0.2
   num_peaks: int = 8
   rhythm_band_hz: tuple[float, float] = (0.4, 3.0)
+  pulse_band_hz: tuple[float, float] = (0.8, 3.0)
+  breathing_band_hz: tuple[float, float] = (0.1, 0.7)
   period_band_hz: tuple[float, float] = (0.8, 3.0)
   period_s: float = 2.5
   period_hop_s: float = 1.25
@@ -71,6 +84,7 @@ class AnalysisConfig:
   zero_pad: int = 8
   blink_guard_s: float = 0.2
   gate_search_m: float = 0.004
+  gate_halfwidth_m: float = 0.004
   period_highpass_s: float = 1.0
 
   def n_periods(self, n_frames: int) -> int:
@@ -99,12 +113,17 @@ class EchoFeatures(NamedTuple):
   echo_level: jax.Array       # () strongest face echo / median envelope (echo SNR)
   gate_range_m: jax.Array     # [R] range gate of each region
   displacement_m: jax.Array   # [T, R] slow-time motion at each gate (eye: blinks bridged)
-  frequency_hz: jax.Array     # [R] whole-capture fluctuation frequency (F6)
-  amplitude_m: jax.Array      # [R] vibration amplitude (F6)
+  frequency_hz: jax.Array     # [R] whole-capture fluctuation (pulse) frequency (F6)
+  amplitude_m: jax.Array      # [R] vibration (pulse) amplitude (F6)
   prominence: jax.Array       # [R] spectral peak / median power (F6)
   period_frequency_hz: jax.Array  # [W, R] per preset period (F7)
   period_amplitude_m: jax.Array   # [W, R]
   period_prominence: jax.Array    # [W, R]
+  breathing_frequency_hz: jax.Array  # [R] breathing-band frequency (coarse: few cycles)
+  breathing_amplitude_m: jax.Array   # [R] breathing-band amplitude
+  noise_m: jax.Array          # [R] per-frame displacement noise (robust, 2nd differences)
+  noise_amplitude_m: jax.Array  # [R] noise std of a whole-capture amplitude estimate
+  period_noise_amplitude_m: jax.Array  # [R] the same inside one preset period
 
 
 def fill_gaps(x: ArrayLike, keep: ArrayLike) -> jax.Array:
@@ -153,6 +172,51 @@ def blink_keep_mask(blink_times: ArrayLike | None, n_frames: int, chirp_rate: fl
   return keep
 
 
+def gate_displacement(z: ArrayLike, centre: ArrayLike, *, halfwidth: int,
+                      wavelength_m: float) -> jax.Array:
+  """Slow-time displacement ``[T, R]`` at range bins ``centre [R]`` of ``z [T, L]``.
+
+  The bins ``centre +- halfwidth`` are combined coherently against their slow-time mean
+  (the static echo profile ``m_k``): ``c[t] = sum_k z[t, k] conj(m_k)``. Every bin is
+  weighted by its mean echo, so a bin in an interference null (small, noise-like phase)
+  barely counts; a rigid motion (the same phase rotation in every bin) is reproduced
+  exactly; the noise stays white (no accumulation, unlike summed phase steps).
+  ``displacement = -unwrap(angle(c)) x wavelength / (4 pi)`` (toward the probe is
+  negative range), relative to the first frame.
+  """
+  z = jnp.asarray(z)
+  fl = z.shape[-1]
+  k = jnp.arange(-halfwidth, halfwidth + 1)
+  bins = jnp.clip(jnp.asarray(centre)[:, None] + k, 0, fl - 1)   # [R, K]
+  zb = z[:, bins]                                                   # [T, R, K]
+  c = jnp.sum(zb * jnp.conj(jnp.mean(zb, axis=0)), axis=-1)        # [T, R]
+  phase = jnp.unwrap(jnp.angle(c), axis=0)
+  return -(phase - phase[:1]) * wavelength_m / (4 * jnp.pi)
+
+
+def displacement_noise(disp: ArrayLike) -> jax.Array:
+  """Robust per-sample noise std of slow-time signals ``[T, ...]`` (axis 0).
+
+  From third differences (``[1, -3, 3, -1]``, variance ``20 sigma^2`` for white noise),
+  which suppress breathing and pulse (smooth at the chirp rate) by their cube of
+  ``2 pi f / chirp_rate``; median absolute deviation x 1.4826 for robustness to blinks.
+  """
+  d = jnp.asarray(disp)
+  d3 = d[3:] - 3 * d[2:-1] + 3 * d[1:-2] - d[:-3]
+  mad = jnp.median(jnp.abs(d3 - jnp.median(d3, axis=0)), axis=0)
+  return 1.4826 * mad / jnp.sqrt(20.0)
+
+
+def amplitude_noise_gain(window: str, n: int) -> float:
+  """Std of :func:`estimate_frequency`'s amplitude on unit white noise of ``n`` samples.
+
+  ``2 sqrt(sum w^2) / sum w`` for the analysis window ``w``.
+  """
+  with jax.ensure_compile_time_eval():  # a constant, also when called under jit
+    w = np.asarray(get_window(window, n), np.float64)
+  return float(2 * np.sqrt(np.sum(w * w)) / np.sum(w))
+
+
 def range_time_map(frames: ArrayLike, config: AnalysisConfig) -> jax.Array:
   """Complex pulse-compressed frames ``[..., T, L]`` (analytic matched-filter output)."""
   c = chirp(config.probe)
@@ -195,37 +259,51 @@ def echo_features(samples: ArrayLike, eye_keep: ArrayLike, *,
   # Silent recording: no noise floor; report an echo level of 0 instead of 0/0.
   level = jnp.where(noise > 0, top / jnp.where(noise > 0, noise, 1.0), 0.0)
 
-  # Region gates and their slow-time phase.
+  # Region gates: the local echo maximum nearest each template position.
   gates = first + jnp.asarray(config.region_offsets_m, jnp.float32)
+  centre = jnp.round(gates / m_per_sample).astype(jnp.int32)
   sw = int(round(config.gate_search_m / m_per_sample))
   if sw > 0:
-    cand = jnp.round(gates / m_per_sample).astype(jnp.int32)[:, None] + jnp.arange(-sw, sw + 1)
-    best = jnp.argmax(profile[jnp.clip(cand, 0, fl - 1)], axis=-1)
-    gates = jnp.take_along_axis(cand, best[:, None], axis=-1)[:, 0] * m_per_sample
-  pos = gates / m_per_sample
-  i0 = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, fl - 2)
-  fr = (pos - i0).astype(jnp.float32)
-  zg = z[:, i0] * (1 - fr) + z[:, i0 + 1] * fr             # [T, R]
-  phase = jnp.unwrap(jnp.angle(zg), axis=0)
-  disp = -phase * p.wavelength_m / (4 * jnp.pi)
+    off = jnp.arange(-sw, sw + 1)
+    cand = jnp.clip(centre[:, None] + off, 1, fl - 2)
+    val = profile[cand]
+    is_max = (val >= profile[cand - 1]) & (val >= profile[cand + 1])
+    near = jnp.where(is_max, -jnp.abs(off).astype(jnp.float32), -jnp.inf)
+    # No local maximum in reach: fall back to the strongest bin of the search window.
+    best = jnp.where(jnp.any(is_max, axis=-1), jnp.argmax(near, axis=-1),
+                     jnp.argmax(val, axis=-1))
+    centre = jnp.take_along_axis(cand, best[:, None], axis=-1)[:, 0]
+  gates = centre.astype(jnp.float32) * m_per_sample
+  disp = gate_displacement(z, centre, halfwidth=int(round(config.gate_halfwidth_m /
+                                                          m_per_sample)),
+                           wavelength_m=p.wavelength_m)
   eye = REGIONS.index("eyes")
   disp = disp.at[:, eye].set(fill_gaps(disp[:, eye], eye_keep))
 
+  # Breathing (slow) and pulse (the rest) parts, estimated in separate bands.
+  breath = moving_average(disp, int(round(config.period_highpass_s * p.chirp_rate)))
+  pulse = disp - breath
   est = partial(estimate_frequency, fs=p.chirp_rate, window=config.window,
                 zero_pad=config.zero_pad)
-  whole = est(disp.T, fmin=config.rhythm_band_hz[0], fmax=config.rhythm_band_hz[1])
+  whole = est(pulse.T, fmin=config.pulse_band_hz[0], fmax=config.pulse_band_hz[1])
+  src = breath if config.period_highpass_s * p.chirp_rate >= 2 else disp
+  brth = est(src.T, fmin=config.breathing_band_hz[0], fmax=config.breathing_band_hz[1],
+             detrend="constant")
   nw, lw, hop = config.n_periods(nf), config.period_frames, config.hop_frames
   if nw > 0:
-    hp = moving_average(disp, int(round(config.period_highpass_s * p.chirp_rate)))
     idx = jnp.arange(nw)[:, None] * hop + jnp.arange(lw)[None, :]
-    wins = jnp.moveaxis((disp - hp)[idx], -1, -2)           # [W, R, lw]
+    wins = jnp.moveaxis(pulse[idx], -1, -2)                  # [W, R, lw]
     per = est(wins, fmin=config.period_band_hz[0], fmax=config.period_band_hz[1])
   else:
     empty = jnp.zeros((0, len(config.region_offsets_m)), jnp.float32)
     per = (empty, empty, empty)
+  sigma = displacement_noise(disp)
+  amp_noise = lambda n: sigma * amplitude_noise_gain(config.window, max(n, 1))
   return EchoFeatures(
       range_m=rng, profile=profile, rt_map=env, peak_range_m=pr, peak_valid=peaks.valid,
       face_peak=face, time_difference_s=tdiff, echo_level=level, gate_range_m=gates,
       displacement_m=disp, frequency_hz=whole.frequency, amplitude_m=whole.amplitude,
       prominence=whole.prominence, period_frequency_hz=per[0], period_amplitude_m=per[1],
-      period_prominence=per[2])
+      period_prominence=per[2], breathing_frequency_hz=brth.frequency,
+      breathing_amplitude_m=brth.amplitude, noise_m=sigma, noise_amplitude_m=amp_noise(nf),
+      period_noise_amplitude_m=amp_noise(lw))

@@ -124,20 +124,31 @@ def features_to_record(f: EchoFeatures, config: LivenessConfig, *,
   fc, a = config.fusion, config.analysis
   g = lambda v: np.asarray(v, np.float64)
   freq, amp, prom = g(f.frequency_hz), g(f.amplitude_m), g(f.prominence)
+  noise_amp, breath = g(f.noise_amplitude_m), g(f.breathing_amplitude_m)
+  # The breathing part is a low-pass (moving average) of the displacement; white noise
+  # keeps its spectral density in the breathing band, so its amplitude noise is the same.
+  breath_noise = noise_amp
+  noisy = dict(noise_amplitude_m=noise_amp, breathing_amplitude_m=breath,
+               breathing_noise_m=breath_noise)
   rec = LivenessRecord(
       decision="not_live", reason="", stage="", time_difference_s=float(f.time_difference_s),
       echo_level=float(f.echo_level), blink_frames_dropped=blink_frames_dropped,
       features={r: {"frequency_hz": float(freq[i]), "amplitude_m": float(amp[i]),
-                    "prominence": float(prom[i]), "gate_range_m": float(f.gate_range_m[i])}
+                    "prominence": float(prom[i]), "gate_range_m": float(f.gate_range_m[i]),
+                    "breathing_amplitude_m": float(breath[i]),
+                    "breathing_frequency_hz": float(f.breathing_frequency_hz[i]),
+                    "noise_m": float(f.noise_m[i]),
+                    "noise_amplitude_m": float(noise_amp[i])}
                 for i, r in enumerate(REGIONS)})
   if rec.echo_level < fc.min_echo_level:
     rec.decision, rec.stage = "cannot_decide", "echo"
-    rec.reason = (f"no face echo in range {a.min_range_m}-{a.max_range_m} m (echo level "
-                  f"{rec.echo_level:.1f} < {fc.min_echo_level})")
+    rec.reason = (f"no usable face echo in range {a.min_range_m}-{a.max_range_m} m (echo "
+                  f"level {rec.echo_level:.1f} < {fc.min_echo_level}: no face, or too noisy "
+                  f"to decide)")
     return rec
-  dev = deviation(freq, amp, fc)
+  dev = deviation(freq, amp, fc, prominence=prom, **noisy)
   rec.frequency_deviation_hz, rec.amplitude_deviation = dev.frequency_hz, dev.amplitude_rel
-  ac = acoustic_probability(rec.time_difference_s, freq, amp, prom, fc, REGIONS)
+  ac = acoustic_probability(rec.time_difference_s, freq, amp, prom, fc, REGIONS, **noisy)
   rec.acoustic_probability = ac.probability
   rec.region_probabilities = ac.region_probabilities
   if not ac.passed:
