@@ -56,6 +56,13 @@ def compute_dtype(name: str) -> Any:
                      f"got {name!r}") from None
 
 
+def check_scale_out(num_devices: int, compute_dtype_name: str) -> None:
+  """Validates the two scale-out fields every train config carries."""
+  compute_dtype(compute_dtype_name)
+  if num_devices < 0:
+    raise InputError(f"num_devices must be >= 0 (0: all devices), got {num_devices}")
+
+
 # ---------------------------------------------------------------------------------------
 # Mesh and shardings.
 

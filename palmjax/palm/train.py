@@ -65,9 +65,7 @@ class PalmTrainConfig:
   compute_dtype: str = "float32"
 
   def __post_init__(self):
-    parallel.compute_dtype(self.compute_dtype)  # validates the name
-    if self.num_devices < 0:
-      raise InputError(f"num_devices must be >= 0 (0: all devices), got {self.num_devices}")
+    parallel.check_scale_out(self.num_devices, self.compute_dtype)
     if self.input not in INPUTS:
       raise InputError(f"input must be one of {INPUTS}, got {self.input!r}")
     unknown = set(self.exclude_attacks) - set(palm_xray.ATTACK_NAMES[1:])

@@ -69,9 +69,7 @@ class SRTrainConfig:
   compute_dtype: str = "float32"
 
   def __post_init__(self):
-    parallel.compute_dtype(self.compute_dtype)  # validates the name
-    if self.num_devices < 0:
-      raise InputError(f"num_devices must be >= 0 (0: all devices), got {self.num_devices}")
+    parallel.check_scale_out(self.num_devices, self.compute_dtype)
     if self.scale < 2:
       raise InputError(f"scale must be an integer >= 2, got {self.scale}")
     if self.batch_size < 1 or self.num_steps < 1 or self.patch_size < 1:
