@@ -82,17 +82,19 @@ def tune(store_path: str | os.PathLike, classifier: str | os.PathLike, workdir: 
   hold["image"] = palm_train.classifier_inputs(hold["lr"], base_cfg, sr_model)
   mcfg = base_cfg.model_config()
 
-  def report(p):
+  def report(p, t):
     rep, _ = palm_train.evaluate(p, mcfg, hold["image"], hold["label"], hold["attack"],
-                                 threshold=threshold)
+                                 threshold=t)
     pf = palm_train.batched_proba(p, field["image"], mcfg)
-    fixed = float(np.mean((pf >= threshold) == (field["label"] == 1)))
-    return {"holdout": rep.to_dict(), "field_mistakes_now_correct": fixed}
+    fixed = float(np.mean((pf >= t) == (field["label"] == 1)))
+    return {"holdout": rep.to_dict(), "field_mistakes_now_correct": fixed, "threshold": t}
 
-  before = report(params)
+  before = report(params, threshold)
   new_params, summary = palm_train.train(cfg, workdir, splits=splits, extra_train=extra,
                                          progress=progress, log=log)
-  after = report(new_params)
+  # The tuned model's scores shift, so its threshold is chosen again at the validation EER.
+  threshold = summary["threshold"]
+  after = report(new_params, threshold)
   target = os.fspath(publish_to or classifier)
   kept = palm_train.export_classifier(
       target, new_params, cfg, threshold,
