@@ -144,12 +144,16 @@ def _face_stage(args: argparse.Namespace) -> None:
   cfg = face.FaceCheckConfig()
   scfg = face.SessionConfig(echo=True)
   no_hw = dataclasses.replace(cfg, acoustic_hardware=False)
-  demo = [("live", cfg, None), ("print", cfg, None), ("mask", cfg, None),
-          ("replay", no_hw, None), ("live", cfg, "drop the echo")]
-  for i, (kind, c, note) in enumerate(demo):
-    sess, enrolled = face.simulate_session(jax.random.key(4_000 + args.seed + i), kind, scfg,
+  short = face.SessionConfig(echo=False, n_frames=3)  # too few frames: F5 corrects lighting
+  # (kind, terminal config, note, session config, index of the key/identity)
+  demo = [("live", cfg, None, scfg, 0), ("print", cfg, None, scfg, 1),
+          ("mask", cfg, None, scfg, 2), ("replay", no_hw, None, scfg, 3),
+          ("live", no_hw, "3 frames only", short, 1),
+          ("live", cfg, "drop the echo", scfg, 4)]
+  for kind, c, note, sc, i in demo:
+    sess, enrolled = face.simulate_session(jax.random.key(4_000 + args.seed + i), kind, sc,
                                            identity=60_000 + i)
-    if note:
+    if note == "drop the echo":
       sess = dataclasses.replace(sess, recording=None)
     rec = face.check(sess, enrolled, models, c)
     keep = ("outcome", "stage", "reason", "similarity", "cue_probabilities",
