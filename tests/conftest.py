@@ -18,7 +18,12 @@ hypothesis.settings.register_profile(
                            hypothesis.HealthCheck.data_too_large])
 hypothesis.settings.register_profile(
     "thorough", parent=hypothesis.settings.get_profile("default"), max_examples=300)
-hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# CI (CI=true) replays a fixed set of examples so that a red build is reproducible; local
+# runs explore new examples every time.
+hypothesis.settings.register_profile(
+    "ci", parent=hypothesis.settings.get_profile("default"), derandomize=True)
+hypothesis.settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
