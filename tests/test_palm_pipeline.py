@@ -230,6 +230,12 @@ def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
                str(tmp_path / "s.sqlite"), "--label", "spoof", str(tmp_path / "0.png")]) == 0
   rec = json.loads(capsys.readouterr().out)
   assert rec["records"] == 1 and rec["label"] == "spoof"
+  assert main(["palm", "eval", "--classifier", str(classifier), "--n", "16", "--seed", "3",
+               "--json", str(tmp_path / "e.json"), "--plot", str(tmp_path / "roc.png")]) == 0
+  rep = json.loads((tmp_path / "e.json").read_text())
+  assert 0 <= rep["acer"] <= 1 and rep["n_bona_fide"] + sum(rep["n_attack"].values()) == 16
+  assert (tmp_path / "roc.png").stat().st_size > 1000
+  capsys.readouterr()
   (tmp_path / "bad.png").write_bytes(b"")
   assert main(["palm", "detect", "--classifier", str(classifier),
                str(tmp_path / "bad.png")]) == 2

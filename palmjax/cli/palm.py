@@ -66,7 +66,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--classifier", help="exported classifier (default: shipped)")
   p.add_argument("--n", type=int, default=1000, help="test samples (default: %(default)s)")
   p.add_argument("--seed", type=int, default=2024, help="test split seed")
-  p.add_argument("--only", help="evaluate bona fide + this attack kind only")
+  p.add_argument("--only", choices=("model_no_bones", "model_simple_bones",
+                                     "model_other_bones", "printed_radiograph"),
+                 help="evaluate bona fide + this attack kind only")
   p.add_argument("--threshold", type=float, help="override the saved threshold")
   p.add_argument("--plot", metavar="PNG", help="write ROC/DET curves")
   p.add_argument("--json", metavar="PATH", help="write the report as JSON")
@@ -141,20 +143,21 @@ def _eval(args: argparse.Namespace) -> int:
 
   import jax
 
+  from palmjax.data.palm_xray import ATTACK_NAMES
+  from palmjax.errors import InputError
   from palmjax.io import atomic_path
-  from palmjax.metrics import plot_roc_det
+  from palmjax.metrics import pad_report, plot_roc_det
   from palmjax.palm.detector import PalmLivenessDetector
   from palmjax.palm.train import simulate
 
+  if args.n < 2:
+    raise InputError(f"--n must be >= 2, got {args.n}")
   det = PalmLivenessDetector(args.classifier, threshold=args.threshold, quality=None)
   data = simulate(jax.random.key(args.seed), args.n, det.train_config.sim_config(),
-                  only=None, progress=True, desc="simulating test split")
+                  progress=True, desc="simulating test split")
   if args.only:
-    from palmjax.data.palm_xray import ATTACK_NAMES
     keep = (data["attack"] == 0) | (data["attack"] == ATTACK_NAMES.index(args.only))
     data = {k: v[keep] for k, v in data.items()}
-  from palmjax.metrics import pad_report
-  from palmjax.data.palm_xray import ATTACK_NAMES
   p = det.probabilities(data["lr"])
   rep = pad_report(p, data["label"], [ATTACK_NAMES[a] for a in data["attack"]],
                    threshold=det.threshold)
