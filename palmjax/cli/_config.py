@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
 import typing
 from typing import Any
+
+from palmjax.config import field_type
 
 
 def _parse_bool(s: str) -> bool:
@@ -18,20 +19,6 @@ def _parse_bool(s: str) -> bool:
   raise argparse.ArgumentTypeError(f"expected a boolean, got {s!r}")
 
 
-def _base_type(tp: Any) -> tuple[Any, bool, bool]:
-  """(scalar type, optional?, tuple?) of a field annotation."""
-  optional = False
-  origin = typing.get_origin(tp)
-  if origin in (typing.Union, types.UnionType):
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    optional = len(args) < len(typing.get_args(tp))
-    tp = args[0]
-    origin = typing.get_origin(tp)
-  if origin is tuple:
-    return typing.get_args(tp)[0], optional, True
-  return tp, optional, False
-
-
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type,
                             skip: tuple[str, ...] = ()) -> None:
   """Adds ``--name`` for each field of the dataclass ``cls`` (default: the field's)."""
@@ -40,7 +27,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type,
   for f in dataclasses.fields(cls):
     if f.name in skip:
       continue
-    tp, optional, is_tuple = _base_type(hints[f.name])
+    tp, optional, is_tuple = field_type(hints[f.name])
     conv = _parse_bool if tp is bool else tp
     flag = "--" + f.name.replace("_", "-")
     default = f.default if f.default is not dataclasses.MISSING else None

@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from palmjax import config as config_lib
 from palmjax.errors import InputError
 from palmjax.kernels import (color_lbp_features, color_moment_features, flow_statistics,
                              lucas_kanade, rgb_to_hsv, rgb_to_luma)
@@ -146,8 +147,7 @@ class CueClassifierConfig:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "CueClassifierConfig":
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    return config_lib.from_dict(cls, d)
 
 
 def init_params(key: jax.Array, cfg: CueClassifierConfig) -> dict[str, Any]:

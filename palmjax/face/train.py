@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from palmjax import config as config_lib
 from palmjax.errors import InputError
 from palmjax.face import cues as cues_lib
 from palmjax.face import session as session_lib
@@ -52,8 +53,7 @@ class FaceTrainConfig:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "FaceTrainConfig":
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    return config_lib.from_dict(cls, d)
 
 
 def simulated_features(key: jax.Array, kinds: tuple[str, ...], n_per_kind: int,

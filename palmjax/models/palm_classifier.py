@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from palmjax import config as config_lib
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +41,7 @@ class PalmClassifierConfig:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "PalmClassifierConfig":
-    names = {f.name for f in dataclasses.fields(cls)}
-    d = {k: (tuple(v) if k == "features" else v) for k, v in d.items() if k in names}
-    return cls(**d)
+    return config_lib.from_dict(cls, d)
 
 
 class PalmClassifier(nn.Module):

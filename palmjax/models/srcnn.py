@@ -24,6 +24,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from palmjax import config as config_lib
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +71,7 @@ class SRCNNConfig:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "SRCNNConfig":
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in fields})
+    return config_lib.from_dict(cls, d)
 
 
 class SRCNN(nn.Module):

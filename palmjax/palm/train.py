@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from palmjax import config as config_lib
 from palmjax import checkpointing, parallel
 from palmjax.data import palm_xray
 from palmjax.errors import InputError
@@ -93,9 +94,7 @@ class PalmTrainConfig:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "PalmTrainConfig":
-    names = {f.name for f in dataclasses.fields(cls)}
-    tuples = ("exclude_attacks", "features")
-    return cls(**{k: (tuple(v) if k in tuples else v) for k, v in d.items() if k in names})
+    return config_lib.from_dict(cls, d)
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from palmjax import config as config_lib
 from palmjax import checkpointing, parallel
 from palmjax.data import images
 from palmjax.errors import InputError
@@ -91,10 +92,7 @@ class SRTrainConfig:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "SRTrainConfig":
-    names = {f.name for f in dataclasses.fields(cls)}
-    d = {k: (tuple(v) if k == "train_dirs" and v is not None else v)
-         for k, v in d.items() if k in names}
-    return cls(**d)
+    return config_lib.from_dict(cls, d)
 
 
 class TrainState(train_state.TrainState):
