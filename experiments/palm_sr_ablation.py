@@ -4,7 +4,9 @@ Trains the same classifier, with the same budget (steps, batch, data), on three 
 raw low-resolution capture (``lr``), its bicubic up-scaling (``bicubic``) and the palm SRCNN
 output (``srcnn``), over several seeds; reports ACER (threshold chosen at the validation
 EER) and ROC AUC on a fresh simulated test split as mean +- std. The patent claims SR helps;
-this measures it.
+this measures it. ``--oracle-hr`` adds an upper-bound row: the same classifier on the
+simulator's true high-resolution capture (what a perfect SR model would hand it), which shows
+how much of the liveness evidence the low-resolution capture has lost.
 
     python experiments/palm_sr_ablation.py --seeds 0 1 2 --steps 600
 """
@@ -30,10 +32,13 @@ def main() -> None:
   ap.add_argument("--n-train", type=int, default=1024)
   ap.add_argument("--n-test", type=int, default=600)
   ap.add_argument("--inputs", nargs="+", default=list(palm_train.INPUTS))
+  ap.add_argument("--oracle-hr", action="store_true",
+                  help="also train on the true high-resolution capture (upper bound)")
   ap.add_argument("--workdir", default="runs/palm_sr_ablation")
   args = ap.parse_args()
 
-  results: dict[str, list[tuple[float, float]]] = {k: [] for k in args.inputs}
+  rows = list(args.inputs) + (["hr (oracle)"] if args.oracle_hr else [])
+  results: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
   for seed in args.seeds:
     base = palm_train.PalmTrainConfig(n_train=args.n_train, num_steps=args.steps,
                                       data_seed=seed, seed=seed, eval_every=args.steps)
@@ -41,26 +46,29 @@ def main() -> None:
     raw = palm_train.make_splits(base, progress=True)
     test = palm_train.simulate(jax.random.key(10_000 + seed), args.n_test, base.sim_config(),
                                progress=True, desc="simulating test split")
-    for inp in args.inputs:
-      cfg = palm_train.PalmTrainConfig(**{**base.to_dict(), "input": inp,
-                                          "features": base.features})
+    for row in rows:
+      oracle = row == "hr (oracle)"
+      # The oracle reuses the bicubic run's config (same image size); only its images differ.
+      cfg = palm_train.PalmTrainConfig(**{**base.to_dict(),
+                                          "input": "bicubic" if oracle else row})
       sr = palm_train.load_sr_for(cfg)
-      splits = {k: {**v, "image": palm_train.classifier_inputs(v["lr"], cfg, sr)}
-                for k, v in raw.items()}
-      params, summary = palm_train.train(cfg, os.path.join(args.workdir, f"{inp}_s{seed}"),
+      inputs = ((lambda d: d["hr"]) if oracle else
+                (lambda d: palm_train.classifier_inputs(d["lr"], cfg, sr)))
+      splits = {k: {**v, "image": inputs(v)} for k, v in raw.items()}
+      name = "hr_oracle" if oracle else row
+      params, summary = palm_train.train(cfg, os.path.join(args.workdir, f"{name}_s{seed}"),
                                          splits=splits, progress=True, log=lambda s: None)
-      p = palm_train.batched_proba(params, palm_train.classifier_inputs(test["lr"], cfg, sr),
-                                   cfg.model_config())
+      p = palm_train.batched_proba(params, inputs(test), cfg.model_config())
       rep = pad_report(p, test["label"], [ATTACK_NAMES[a] for a in test["attack"]],
                        threshold=summary["threshold"])
-      results[inp].append((rep.acer, rep.auc))
-      print(f"seed {seed} input {inp}: ACER {100 * rep.acer:.2f}%  AUC {rep.auc:.4f}")
+      results[row].append((rep.acer, rep.auc))
+      print(f"seed {seed} input {row}: ACER {100 * rep.acer:.2f}%  AUC {rep.auc:.4f}")
 
   print(f"\n| input | ACER (mean ± std, {len(args.seeds)} seeds) | ROC AUC |")
   print("|---|---:|---:|")
-  for inp, r in results.items():
+  for row, r in results.items():
     a = np.array(r)
-    print(f"| {inp} | {100 * a[:, 0].mean():.2f} ± {100 * a[:, 0].std():.2f}% | "
+    print(f"| {row} | {100 * a[:, 0].mean():.2f} ± {100 * a[:, 0].std():.2f}% | "
           f"{a[:, 1].mean():.4f} ± {a[:, 1].std():.4f} |")
 
 

@@ -85,6 +85,24 @@ def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
     np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
+def test_export_without_stem_fields_loads_with_its_own_architecture(classifier, tmp_path):
+  # Exports written before the forensic stem existed have no highpass/pooling fields in
+  # their "train" section; the architecture must come from the "model" section, not from
+  # today's training defaults.
+  import shutil
+  old = tmp_path / "old"
+  shutil.copytree(classifier, old)
+  c = json.loads((old / "config.json").read_text())
+  assert tuple(c["model"]["highpass_sigmas"]) == CFG.highpass_sigmas == (1.0,)
+  c["train"] = {k: v for k, v in c["train"].items()
+                if k not in ("highpass_sigmas", "pooling")}
+  (old / "config.json").write_text(json.dumps(c))
+  params, cfg, _, _ = palm_train.load_classifier(old)
+  assert cfg.highpass_sigmas == (1.0,) and cfg.pooling == CFG.pooling
+  assert cfg.model_config() == CFG.model_config()
+  assert PalmLivenessDetector(old).model_config == CFG.model_config()
+
+
 def test_detector_results_and_bad_input(classifier, splits, tmp_path):
   det = PalmLivenessDetector(classifier)
   lr = splits["validation"]["lr"][:6]

@@ -34,7 +34,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type,
     kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
                               help=f"(default: {default})")
     if is_tuple:
-      kw["nargs"] = "+"
+      kw["nargs"] = "*"  # "--highpass-sigmas" with no value: the empty tuple
     group.add_argument(flag, type=conv, metavar=tp.__name__.upper(), **kw)
     del optional  # None stays reachable through the default only
 

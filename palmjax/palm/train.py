@@ -42,19 +42,21 @@ class PalmTrainConfig:
   # Simulated data (palmjax.data.palm_xray).
   image_size: int = 128
   scale: int = 2
-  n_train: int = 2048
+  n_train: int = 12000
   n_val: int = 512
   exclude_attacks: tuple[str, ...] = ()  # attack kinds left out of training (unseen)
   data_seed: int = 0
   # Model.
-  features: tuple[int, ...] = (8, 16, 32, 64)
+  features: tuple[int, ...] = (16, 32, 64, 128)
   convs_per_block: int = 1
-  hidden: int = 64
+  hidden: int = 128
+  highpass_sigmas: tuple[float, ...] = (1.0,)  # forensic residual channels (see models)
+  pooling: str = "mean_max_std"
   # Optimisation.
   batch_size: int = 32
-  learning_rate: float = 2e-3
+  learning_rate: float = 1e-3
   weight_decay: float = 1e-4
-  num_steps: int = 1500
+  num_steps: int = 4000
   warmup_steps: int = 50
   seed: int = 0
   eval_every: int = 250
@@ -84,7 +86,9 @@ class PalmTrainConfig:
   def model_config(self) -> PalmClassifierConfig:
     return PalmClassifierConfig(features=tuple(self.features),
                                 convs_per_block=self.convs_per_block, hidden=self.hidden,
-                                input_size=self.input_size)
+                                input_size=self.input_size,
+                                highpass_sigmas=tuple(self.highpass_sigmas),
+                                pooling=self.pooling)
 
   def sim_config(self) -> palm_xray.PalmXrayConfig:
     return palm_xray.PalmXrayConfig(size=self.image_size, scale=self.scale)
@@ -362,4 +366,10 @@ def load_classifier(path: str | os.PathLike
     x = jax.ShapeDtypeStruct((1, m.input_size, m.input_size, 1), jnp.float32)
     return jax.eval_shape(lambda x: PalmClassifier(m).init(jax.random.key(0), x), x)["params"]
   params, c, metrics = checkpointing.load_exported(path, abstract)
-  return params, PalmTrainConfig.from_dict(c["train"]), float(c["threshold"]), metrics
+  # Exports older than the forensic stem lack its fields in "train": take the architecture
+  # from "model" (or its defaults) rather than from today's training defaults.
+  train_d = dict(c["train"])
+  base = dataclasses.asdict(PalmClassifierConfig())
+  for k in ("highpass_sigmas", "pooling"):
+    train_d.setdefault(k, c["model"].get(k, base[k]))
+  return params, PalmTrainConfig.from_dict(train_d), float(c["threshold"]), metrics
