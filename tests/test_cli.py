@@ -62,3 +62,15 @@ def test_sr_eval_prints_gain_next_to_bicubic(tmp_path, capsys):
   import json
   r = json.loads((tmp_path / "r.json").read_text())
   assert r["summary"]["psnr_sr"] > r["summary"]["psnr_bicubic"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pooling", "median"], "pooling must be one of"),
+    (["--highpass-sigmas", "0"], "highpass_sigmas must be finite and > 0"),
+    (["--input", "jpeg"], "input must be one of"),
+])
+def test_palm_train_bad_model_flags_are_named(tmp_path, capsys, flags, message):
+  assert main(["palm", "train", "--workdir", str(tmp_path / "run")] + flags) == 2
+  err = capsys.readouterr().err
+  assert message in err and "Traceback" not in err
+  assert not (tmp_path / "run").exists()

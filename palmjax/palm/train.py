@@ -77,7 +77,10 @@ class PalmTrainConfig:
                        f"choose from {palm_xray.ATTACK_NAMES[1:]}")
     if self.num_steps < 1 or self.batch_size < 1 or self.n_train < 2 or self.n_val < 2:
       raise InputError("num_steps, batch_size must be >= 1 and n_train, n_val >= 2")
-    self.model_config()
+    try:
+      self.model_config()
+    except ValueError as e:  # the classifier's own checks, reported as bad input
+      raise InputError(f"classifier: {e}") from None
 
   @property
   def input_size(self) -> int:
