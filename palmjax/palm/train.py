@@ -87,11 +87,9 @@ class PalmTrainConfig:
     return self.image_size // self.scale if self.input == "lr" else self.image_size
 
   def model_config(self) -> PalmClassifierConfig:
-    return PalmClassifierConfig(features=tuple(self.features),
-                                convs_per_block=self.convs_per_block, hidden=self.hidden,
-                                input_size=self.input_size,
-                                highpass_sigmas=tuple(self.highpass_sigmas),
-                                pooling=self.pooling)
+    arch = {k: getattr(self, k) for k in _ARCH_FIELDS}
+    return PalmClassifierConfig(input_size=self.input_size, **{
+        k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in arch.items()})
 
   def sim_config(self) -> palm_xray.PalmXrayConfig:
     return palm_xray.PalmXrayConfig(size=self.image_size, scale=self.scale)
@@ -102,6 +100,12 @@ class PalmTrainConfig:
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "PalmTrainConfig":
     return config_lib.from_dict(cls, d)
+
+
+# The classifier's architecture fields that a training run sets (features, hidden, stem,
+# pooling, ...): derived, so a new PalmClassifierConfig field needs no hand-kept list here.
+_ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(PalmClassifierConfig)
+                     if f.name in {g.name for g in dataclasses.fields(PalmTrainConfig)})
 
 
 # ---------------------------------------------------------------------------------------
@@ -369,10 +373,9 @@ def load_classifier(path: str | os.PathLike
     x = jax.ShapeDtypeStruct((1, m.input_size, m.input_size, 1), jnp.float32)
     return jax.eval_shape(lambda x: PalmClassifier(m).init(jax.random.key(0), x), x)["params"]
   params, c, metrics = checkpointing.load_exported(path, abstract)
-  # Exports older than the forensic stem lack its fields in "train": take the architecture
-  # from "model" (or its defaults) rather than from today's training defaults.
-  train_d = dict(c["train"])
-  base = dataclasses.asdict(PalmClassifierConfig())
-  for k in ("highpass_sigmas", "pooling"):
-    train_d.setdefault(k, c["model"].get(k, base[k]))
+  # The "model" section is the architecture the parameters have: it overrides the training
+  # section's copy (exports older than a model option lack it in "train", and today's
+  # training defaults must not fill it in).
+  model = PalmClassifierConfig.from_dict(c["model"])
+  train_d = {**c["train"], **{k: getattr(model, k) for k in _ARCH_FIELDS}}
   return params, PalmTrainConfig.from_dict(train_d), float(c["threshold"]), metrics
