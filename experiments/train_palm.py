@@ -3,10 +3,11 @@
 1. SRCNN x2 fine-tuned (from the shipped natural-image x2 model) on simulated pairs of
    low- and high-resolution captures of the same hand (P3).
 2. The liveness classifier (``PalmTrainConfig`` defaults: 16-32-64-128 conv blocks with the
-   forensic residual stem and mean/max/std pooling, 12,000 simulated captures, 4,000 steps)
-   trained on simulated live/spoof captures, seeing the SRCNN output (P4-P5; the patent's
-   main embodiment), decision threshold at the validation EER. About 45 min on a 2-core
-   CPU, most of it simulating the captures and super-resolving them.
+   forensic residual stem and mean/max/std pooling, mirror test-time averaging, 24,000
+   simulated captures, 8,000 steps) trained on simulated live/spoof captures, seeing the
+   SRCNN output (P4-P5; the patent's main embodiment), decision threshold at the validation
+   EER. About 90 min on a 2-core CPU: ~10 min simulating the captures, ~30 min
+   super-resolving them, ~50 min training.
 3. ISO/IEC 30107-3 metrics on a fresh simulated test split (a seed training never saw).
 
     python experiments/train_palm.py                       # full recipe

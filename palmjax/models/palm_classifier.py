@@ -16,6 +16,10 @@ texture of a cast):
   from learning to suppress the image content before it can see the noise.
 * ``pooling="mean_max_std"``: global mean, max *and* standard deviation of every feature map
   (the std is a texture energy).
+
+``mirror_tta`` is an inference option: P(live) is averaged over the image and its
+left-right mirror (the training augmentation: the other hand), which makes the prediction
+mirror-invariant (see :func:`palmjax.palm.train.predict_proba`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class PalmClassifierConfig:
   highpass_sigmas: tuple[float, ...] = ()  # fixed residual channels x - blur_sigma(x)
   highpass_gain: float = 8.0
   pooling: str = "mean_max"  # or "mean_max_std"
+  mirror_tta: bool = False  # P(live) averaged over the image and its left-right mirror
 
   def __post_init__(self):
     if not self.features or min(self.features) < 1:

@@ -42,7 +42,7 @@ class PalmTrainConfig:
   # Simulated data (palmjax.data.palm_xray).
   image_size: int = 128
   scale: int = 2
-  n_train: int = 12000
+  n_train: int = 24000
   n_val: int = 512
   exclude_attacks: tuple[str, ...] = ()  # attack kinds left out of training (unseen)
   data_seed: int = 0
@@ -52,11 +52,12 @@ class PalmTrainConfig:
   hidden: int = 128
   highpass_sigmas: tuple[float, ...] = (1.0,)  # forensic residual channels (see models)
   pooling: str = "mean_max_std"
+  mirror_tta: bool = True  # inference: P(live) averaged with the mirrored image
   # Optimisation.
   batch_size: int = 32
   learning_rate: float = 1e-3
   weight_decay: float = 1e-4
-  num_steps: int = 4000
+  num_steps: int = 8000
   warmup_steps: int = 50
   seed: int = 0
   eval_every: int = 250
@@ -102,8 +103,8 @@ class PalmTrainConfig:
     return config_lib.from_dict(cls, d)
 
 
-# The classifier's architecture fields that a training run sets (features, hidden, stem,
-# pooling, ...): derived, so a new PalmClassifierConfig field needs no hand-kept list here.
+# The classifier's fields that a training run sets (features, hidden, stem, pooling, mirror
+# TTA, ...): derived, so a new PalmClassifierConfig field needs no hand-kept list here.
 _ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(PalmClassifierConfig)
                      if f.name in {g.name for g in dataclasses.fields(PalmTrainConfig)})
 
@@ -219,8 +220,16 @@ train_step_jit = jax.jit(train_step, donate_argnums=0)
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def predict_proba(params: Any, images: jax.Array, config: PalmClassifierConfig) -> jax.Array:
-  """P(live) for ``[N, H, W, 1]`` classifier inputs."""
-  return live_probability(PalmClassifier(config).apply({"params": params}, images))
+  """P(live) for ``[N, H, W, 1]`` classifier inputs.
+
+  With ``config.mirror_tta`` the probability is the mean over the image and its left-right
+  mirror (the training augmentation), so it is exactly mirror-invariant.
+  """
+  model = PalmClassifier(config)
+  p = live_probability(model.apply({"params": params}, images))
+  if config.mirror_tta:
+    p = 0.5 * (p + live_probability(model.apply({"params": params}, images[:, :, ::-1])))
+  return p
 
 
 def batched_proba(params: Any, images: np.ndarray, config: PalmClassifierConfig,
