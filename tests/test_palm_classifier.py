@@ -1,5 +1,7 @@
 """Palm liveness classifier (P4): forensic stem against SciPy, pooling, config checks."""
 
+import dataclasses
+
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
@@ -71,7 +73,7 @@ def test_std_pooling_is_the_spread_of_the_pooled_maps():
 def test_mirror_tta_is_the_mean_over_the_mirror_and_invariant(seed, n):
   from palmjax.palm.train import predict_proba
   cfg = PalmClassifierConfig(features=(4, 8), hidden=6, input_size=16, highpass_sigmas=(1.0,))
-  tta = PalmClassifierConfig(**{**cfg.__dict__, "mirror_tta": True})
+  tta = dataclasses.replace(cfg, mirror_tta=True)
   params = PalmClassifier(cfg).init(jax.random.key(seed % 7), jnp.zeros((1, 16, 16, 1)))
   x = np.random.default_rng(seed).random((n, 16, 16, 1)).astype(np.float32)
   mirrored = x[:, :, ::-1].copy()
