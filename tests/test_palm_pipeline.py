@@ -101,6 +101,14 @@ def test_export_without_stem_fields_loads_with_its_own_architecture(classifier, 
   assert cfg.highpass_sigmas == (1.0,) and cfg.pooling == CFG.pooling
   assert cfg.model_config() == CFG.model_config()
   assert PalmLivenessDetector(old).model_config == CFG.model_config()
+  # Exports from before mirror averaging lack the field in both sections: they keep their
+  # single-view inference (and their threshold, chosen without it).
+  assert CFG.mirror_tta
+  for section in ("train", "model"):
+    c[section].pop("mirror_tta")
+  (old / "config.json").write_text(json.dumps(c))
+  assert not palm_train.load_classifier(old)[1].mirror_tta
+  assert not PalmLivenessDetector(old).model_config.mirror_tta
 
 
 def test_detector_results_and_bad_input(classifier, splits, tmp_path):
