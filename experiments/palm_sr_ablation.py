@@ -31,6 +31,9 @@ def main() -> None:
   ap.add_argument("--steps", type=int, default=600)
   ap.add_argument("--n-train", type=int, default=1024)
   ap.add_argument("--n-test", type=int, default=600)
+  ap.add_argument("--n-val", type=int, default=512,
+                  help="validation captures (checkpoint and threshold choice; the README's "
+                       "CPU tables used 512)")
   ap.add_argument("--inputs", nargs="+", default=list(palm_train.INPUTS))
   ap.add_argument("--oracle-hr", action="store_true",
                   help="also train on the true high-resolution capture (upper bound)")
@@ -41,9 +44,10 @@ def main() -> None:
   results: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
   for seed in args.seeds:
     base = palm_train.PalmTrainConfig(n_train=args.n_train, num_steps=args.steps,
+                                      n_val=args.n_val,
                                       data_seed=seed, seed=seed, eval_every=args.steps)
     # One simulated split per seed, shared by the three inputs (same data, same budget).
-    raw = palm_train.make_splits(base, progress=True)
+    raw = palm_train.make_splits(base, progress=True, keep_hr=args.oracle_hr)
     test = palm_train.simulate(jax.random.key(10_000 + seed), args.n_test, base.sim_config(),
                                progress=True, desc="simulating test split")
     for row in rows:

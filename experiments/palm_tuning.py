@@ -32,6 +32,9 @@ def main() -> None:
   ap.add_argument("--steps", type=int, default=600)
   ap.add_argument("--tune-steps", type=int, default=300)
   ap.add_argument("--n-train", type=int, default=1024)
+  ap.add_argument("--n-val", type=int, default=512,
+                  help="validation captures (checkpoint and threshold choice; the README's "
+                       "CPU tables used 512)")
   ap.add_argument("--n-field", type=int, default=200)
   ap.add_argument("--n-test", type=int, default=300)
   ap.add_argument("--input", default="bicubic", choices=palm_train.INPUTS)
@@ -39,7 +42,7 @@ def main() -> None:
   args = ap.parse_args()
   kind = args.new_kind
 
-  cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train,
+  cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                                    num_steps=args.steps, exclude_attacks=(kind,),
                                    eval_every=args.steps)
   model = os.path.join(args.workdir, "deployed")

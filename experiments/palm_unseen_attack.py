@@ -26,6 +26,9 @@ def main() -> None:
   ap.add_argument("--steps", type=int, default=600)
   ap.add_argument("--n-train", type=int, default=1024)
   ap.add_argument("--n-test", type=int, default=400)
+  ap.add_argument("--n-val", type=int, default=512,
+                  help="validation captures (checkpoint and threshold choice; the README's "
+                       "CPU tables used 512)")
   ap.add_argument("--input", default="bicubic", choices=palm_train.INPUTS)
   ap.add_argument("--kinds", nargs="+", default=list(ATTACK_NAMES[1:]))
   ap.add_argument("--workdir", default="runs/palm_unseen")
@@ -33,7 +36,7 @@ def main() -> None:
 
   rows = []
   for kind in args.kinds:
-    cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train,
+    cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                                      num_steps=args.steps, exclude_attacks=(kind,),
                                      eval_every=args.steps)
     params, summary = palm_train.train(cfg, os.path.join(args.workdir, kind), progress=True,

@@ -9,6 +9,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,6 +37,25 @@ def classifier(tmp_path_factory, splits):
   palm_train.train(CFG, d / "run", splits=splits, export_to=str(d / "model"),
                    progress=False, log=lambda s: None)
   return d / "model"
+
+
+def test_a_non_finite_loss_stops_training_naming_its_step(splits, tmp_path, monkeypatch):
+  # Losses are read back in blocks (the loop does not wait for every step): a NaN must still
+  # be reported with the step it appeared at, before anything is evaluated or saved after it.
+  real_step = palm_train.train_step
+
+  def step_with_nan_at_7(state, batch):
+    state, m = real_step(state, batch)
+    bad = state.step == 7
+    return state, {**m, "loss": jnp.where(bad, jnp.nan, m["loss"])}
+
+  monkeypatch.setattr(palm_train, "train_step", step_with_nan_at_7)
+  with pytest.raises(FloatingPointError, match=r"loss became nan at step 7$"):
+    palm_train.train(CFG, tmp_path / "run", splits=splits, progress=False, log=lambda s: None)
+  # Checkpoints up to step 6 (the last evaluation, "best") were saved; none at or after 7.
+  saved = {int(p.name) for sub in ("latest", "best") for p in (tmp_path / "run" / sub).iterdir()
+           if p.name.isdigit()}
+  assert 6 in saved and max(saved) == 6
 
 
 def test_quality_gate_passes_captures_and_names_each_failure(splits):
@@ -231,7 +251,8 @@ def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_
     for i in wrong[:4]:
       s.add(va["lr"][i], label=int(va["label"][i]), verdict=int(1 - va["label"][i]))
   r = tune(tmp_path / "f.sqlite", model, str(tmp_path / "run"), progress=False,
-           log=lambda s: None, config=TuneConfig(num_steps=6, n_original=32, n_holdout=32))
+           log=lambda s: None, config=TuneConfig(num_steps=6, n_original=32, n_holdout=32,
+                                                 n_val=32))
   assert r["mistakes"] == min(len(wrong), 4)
   assert r["previous"] and os.path.isdir(r["previous"])
   assert {"holdout", "field_mistakes_now_correct"} <= set(r["after"])

@@ -33,10 +33,12 @@ FLOP_PER_PIXEL = 2 * sum(_MACS)  # 114_368: forward, interior pixels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--size", type=int, default=64,
-                      help="output image/patch side in pixels (default 64; GPU: 256)")
-  parser.add_argument("--batch", type=int, default=4,
-                      help="images per step on one device (default 4; GPU: 64)")
+  parser.add_argument("--size", type=int, default=None,
+                      help="output image/patch side in pixels (default 64 on CPU, 256 on "
+                           "an accelerator)")
+  parser.add_argument("--batch", type=int, default=None,
+                      help="images per step on one device (default 4 on CPU, 64 on an "
+                           "accelerator)")
   parser.add_argument("--dtypes", default="float32,bfloat16",
                       help="compute dtypes, comma-separated (default float32,bfloat16)")
   parser.add_argument("--max-devices", type=int, default=0,
@@ -67,7 +69,9 @@ def _xla_cost(compiled) -> tuple[float | None, float | None]:
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):
       cost = cost[0]
-    return float(cost.get("flops", 0)) or None, float(cost.get("bytes accessed", 0)) or None
+    # <= 0 means "not counted" (on GPU, cuDNN convolutions are custom calls XLA cannot cost).
+    flops, nbytes = float(cost.get("flops", 0)), float(cost.get("bytes accessed", 0))
+    return (flops if flops > 0 else None), (nbytes if nbytes > 0 else None)
   except Exception:  # noqa: BLE001 - not every backend reports a cost
     return None, None
 
@@ -138,7 +142,9 @@ def run(args: argparse.Namespace) -> list[dict]:
   from palmjax.models import SRCNN, SRCNNConfig
   from palmjax.sr.train import SRTrainConfig
 
-  size, batch = int(args.size), int(args.batch)
+  cpu = jax.default_backend() == "cpu"  # small defaults on CPU; fill an accelerator
+  size = int(args.size if args.size is not None else 64 if cpu else 256)
+  batch = int(args.batch if args.batch is not None else 4 if cpu else 64)
   if size < 1 or batch < 1:
     raise InputError(f"--size and --batch must be >= 1, got {size}, {batch}")
   dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
@@ -204,7 +210,6 @@ def run(args: argparse.Namespace) -> list[dict]:
   n_all = jax.device_count()
   top = n_all if args.max_devices == 0 else min(args.max_devices, n_all)
   counts = [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if n <= top]
-  cpu = jax.default_backend() == "cpu"
   for n in counts:
     cfg = SRTrainConfig(learning_rate=1e-4, schedule="constant", warmup_steps=1,
                         batch_size=batch * n, patch_size=size)

@@ -42,8 +42,8 @@ class PalmTrainConfig:
   # Simulated data (palmjax.data.palm_xray).
   image_size: int = 128
   scale: int = 2
-  n_train: int = 24000
-  n_val: int = 512
+  n_train: int = 96000
+  n_val: int = 2048
   exclude_attacks: tuple[str, ...] = ()  # attack kinds left out of training (unseen)
   data_seed: int = 0
   # Model.
@@ -57,7 +57,7 @@ class PalmTrainConfig:
   batch_size: int = 32
   learning_rate: float = 1e-3
   weight_decay: float = 1e-4
-  num_steps: int = 8000
+  num_steps: int = 32000
   warmup_steps: int = 50
   seed: int = 0
   eval_every: int = 250
@@ -113,14 +113,16 @@ _ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(PalmClassifierConfig)
 # Data.
 
 def simulate(key: jax.Array, n: int, sim: palm_xray.PalmXrayConfig, *,
-             exclude: tuple[str, ...] = (), only: str | None = None, chunk: int = 64,
-             progress: bool = False, desc: str = "simulating") -> dict[str, np.ndarray]:
+             exclude: tuple[str, ...] = (), only: str | None = None,
+             chunk: int | None = None, progress: bool = False, desc: str = "simulating"
+             ) -> dict[str, np.ndarray]:
   """``n`` simulated captures as NumPy arrays ``lr, hr, label, attack``.
 
   ``exclude`` redraws excluded attack kinds as live/other kinds by forcing each excluded
   sample to a kind drawn from the remaining ones; ``only`` forces every sample to one kind.
   """
   names = palm_xray.ATTACK_NAMES
+  chunk = chunk or _default_chunk(64, 1024)  # the chunk never changes the captures
   rng_key, key = jax.random.split(key)
   if only is not None:
     attacks = np.full((n,), names.index(only), np.int32)
@@ -147,6 +149,11 @@ def simulate(key: jax.Array, n: int, sim: palm_xray.PalmXrayConfig, *,
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def _default_chunk(cpu: int, accelerator: int) -> int:
+  """Images per call: small on CPU (memory), large on an accelerator (launch overhead)."""
+  return cpu if jax.default_backend() == "cpu" else accelerator
+
+
 @functools.partial(jax.jit, static_argnames=("size",))
 def _bicubic_up(lr: jax.Array, size: int) -> jax.Array:
   from palmjax.kernels import bicubic_resize
@@ -154,10 +161,11 @@ def _bicubic_up(lr: jax.Array, size: int) -> jax.Array:
 
 
 def classifier_inputs(lr: np.ndarray, cfg: PalmTrainConfig, sr_model: Any = None, *,
-                      chunk: int = 64) -> np.ndarray:
+                      chunk: int | None = None) -> np.ndarray:
   """Maps low-resolution captures to what the classifier sees (``cfg.input``)."""
   if cfg.input == "lr":
     return np.asarray(lr, np.float32)
+  chunk = chunk or _default_chunk(64, 512)
   outs = []
   for s in range(0, len(lr), chunk):
     x = jnp.asarray(lr[s:s + chunk])
@@ -239,15 +247,43 @@ def batched_proba(params: Any, images: np.ndarray, config: PalmClassifierConfig,
                          for s in range(0, len(images), chunk)])
 
 
-def _batch(step: int, key: jax.Array, x: np.ndarray, y: np.ndarray, batch_size: int,
-           ) -> dict[str, np.ndarray]:
-  k = jax.random.fold_in(key, step)
-  k_idx, k_aug = jax.random.split(k)
-  idx = np.asarray(jax.random.randint(k_idx, (batch_size,), 0, len(x)))
-  flips = np.asarray(jax.random.bernoulli(k_aug, 0.5, (batch_size,)))
+@functools.partial(jax.jit, static_argnames=("count", "n", "batch_size"))
+def _batch_draws(key: jax.Array, start: jax.Array, count: int, n: int, batch_size: int
+                 ) -> tuple[jax.Array, jax.Array]:
+  """Sample indices ``[count, batch]`` and mirror flags of steps ``start .. start+count-1``.
+
+  Step ``s`` draws from ``fold_in(key, s)`` alone, so a block of steps equals the steps one
+  by one (vmap does not change the random bits) and the loop fetches many steps in one call
+  instead of a device round trip per step.
+  """
+  def one(step):
+    k_idx, k_aug = jax.random.split(jax.random.fold_in(key, step))
+    return (jax.random.randint(k_idx, (batch_size,), 0, n),
+            jax.random.bernoulli(k_aug, 0.5, (batch_size,)))
+  return jax.vmap(one)(start + jnp.arange(count))
+
+
+def _assemble(x: np.ndarray, y: np.ndarray, idx: np.ndarray, flips: np.ndarray
+              ) -> dict[str, np.ndarray]:
   imgs = x[idx]
   imgs = np.where(flips[:, None, None, None], imgs[:, :, ::-1], imgs)  # mirror: other hand
   return {"image": np.ascontiguousarray(imgs), "label": y[idx].astype(np.int32)}
+
+
+def _batch(step: int, key: jax.Array, x: np.ndarray, y: np.ndarray, batch_size: int,
+           ) -> dict[str, np.ndarray]:
+  """The training batch of one step (the loop draws blocks of steps, with equal results)."""
+  idx, flips = _batch_draws(key, step, 1, len(x), batch_size)
+  return _assemble(x, y, np.asarray(idx[0]), np.asarray(flips[0]))
+
+
+def _batches(start: int, stop: int, key: jax.Array, x: np.ndarray, y: np.ndarray,
+             batch_size: int, block: int = 256):
+  """Yields the batches of steps ``start .. stop-1`` (= ``_batch`` step by step)."""
+  for b in range(start, stop, block):
+    idx, flips = map(np.asarray, _batch_draws(key, b, block, len(x), batch_size))
+    for i in range(min(block, stop - b)):
+      yield _assemble(x, y, idx[i], flips[i])
 
 
 def evaluate(params: Any, config: PalmClassifierConfig, images: np.ndarray,
@@ -262,8 +298,13 @@ def evaluate(params: Any, config: PalmClassifierConfig, images: np.ndarray,
 # ---------------------------------------------------------------------------------------
 # Training loop.
 
-def make_splits(cfg: PalmTrainConfig, *, progress: bool = True) -> dict[str, dict]:
-  """Train and validation splits (simulated from ``cfg.data_seed``), classifier inputs added."""
+def make_splits(cfg: PalmTrainConfig, *, progress: bool = True, keep_hr: bool = False
+                ) -> dict[str, dict]:
+  """Train and validation splits (simulated from ``cfg.data_seed``), classifier inputs added.
+
+  The high-resolution ground truth is dropped unless ``keep_hr`` (it is the largest array
+  and training never sees it).
+  """
   sim = cfg.sim_config()
   key = jax.random.key(cfg.data_seed)
   k_train, k_val = jax.random.split(key)
@@ -273,6 +314,8 @@ def make_splits(cfg: PalmTrainConfig, *, progress: bool = True) -> dict[str, dic
     d = simulate(k, n, sim, exclude=cfg.exclude_attacks, progress=progress,
                  desc=f"simulating {name}")
     d["image"] = classifier_inputs(d["lr"], cfg, sr_model)
+    if not keep_hr:
+      del d["hr"]
     splits[name] = d
   return splits
 
@@ -317,14 +360,23 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   history, losses, stopped_by = [], [], "num_steps"
   t0 = time.time()
   try:
-    for step in range(start, cfg.num_steps):
-      state, m = step_fn(state, _batch(step, data_key, x, y, cfg.batch_size))
+    pending = []  # device-side losses: read back in blocks, so steps are not synchronised
+    sync_every = math.gcd(cfg.eval_every, cfg.save_every)
+    batches = _batches(start, cfg.num_steps, data_key, x, y, cfg.batch_size)
+    for step, batch in zip(range(start, cfg.num_steps), batches):
+      state, m = step_fn(state, batch)
       done = step + 1
-      losses.append(float(m["loss"]))
-      if not math.isfinite(losses[-1]):
-        raise FloatingPointError(f"loss became {losses[-1]} at step {done}")
+      pending.append(m["loss"])
       bar.update(1)
       last = done == cfg.num_steps or done == stop_after
+      if done % sync_every == 0 or last:  # before anything is evaluated or saved
+        block = np.asarray(jnp.stack(pending), np.float64)
+        bad = np.flatnonzero(~np.isfinite(block))
+        if bad.size:
+          raise FloatingPointError(f"loss became {block[bad[0]]} at step "
+                                   f"{done - len(block) + bad[0] + 1}")
+        losses.extend(block.tolist())
+        pending = []
       if done % cfg.eval_every == 0 or last:
         p = batched_proba(state.params, va["image"], mcfg)
         val_loss = float(-np.mean(np.log(np.clip(np.where(va["label"] == 1, p, 1 - p),

@@ -28,6 +28,7 @@ class TuneConfig:
   learning_rate: float = 5e-4
   mistake_share: float = 0.25  # target share of field mistakes among training samples
   n_original: int = 1024  # original (simulated) training samples mixed in
+  n_val: int = 512  # validation samples (checkpoint choice and the new threshold)
   n_holdout: int = 512  # held-out simulated samples for the before/after report
   holdout_seed: int = 12345
   seed: int = 1
@@ -68,7 +69,8 @@ def tune(store_path: str | os.PathLike, classifier: str | os.PathLike, workdir: 
 
   cfg = dataclasses.replace(base_cfg, init_from=os.fspath(classifier),
                             num_steps=config.num_steps, learning_rate=config.learning_rate,
-                            warmup_steps=10, n_train=config.n_original, seed=config.seed,
+                            warmup_steps=10, n_train=config.n_original, n_val=config.n_val,
+                            seed=config.seed,
                             eval_every=max(config.num_steps // 3, 1),
                             save_every=max(config.num_steps // 3, 1))
   splits = palm_train.make_splits(cfg, progress=progress)
