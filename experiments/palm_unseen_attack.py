@@ -31,6 +31,9 @@ def main() -> None:
                        "CPU tables used 512)")
   ap.add_argument("--input", default="bicubic", choices=palm_train.INPUTS)
   ap.add_argument("--kinds", nargs="+", default=list(ATTACK_NAMES[1:]))
+  ap.add_argument("--pseudo-spoofs", action="store_true",
+                  help="add generic re-captured copies of live captures as spoofs "
+                       "(palmjax.palm.augment)")
   ap.add_argument("--workdir", default="runs/palm_unseen")
   args = ap.parse_args()
 
@@ -38,7 +41,7 @@ def main() -> None:
   for kind in args.kinds:
     cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                                      num_steps=args.steps, exclude_attacks=(kind,),
-                                     eval_every=args.steps)
+                                     pseudo_spoofs=args.pseudo_spoofs, eval_every=args.steps)
     params, summary = palm_train.train(cfg, os.path.join(args.workdir, kind), progress=True,
                                        log=lambda s: None)
     sr = palm_train.load_sr_for(cfg)

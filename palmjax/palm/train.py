@@ -45,6 +45,8 @@ class PalmTrainConfig:
   n_train: int = 96000
   n_val: int = 2048
   exclude_attacks: tuple[str, ...] = ()  # attack kinds left out of training (unseen)
+  # Add a re-captured copy of every live training capture, labelled spoof (palm.augment).
+  pseudo_spoofs: bool = False
   data_seed: int = 0
   # Model.
   features: tuple[int, ...] = (16, 32, 64, 128)
@@ -337,6 +339,12 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   splits = splits or make_splits(cfg, progress=progress)
   tr, va = splits["train"], splits["validation"]
   x, y = tr["image"], tr["label"]
+  if cfg.pseudo_spoofs:
+    from palmjax.palm.augment import pseudo_spoofs
+    fake = pseudo_spoofs(jax.random.fold_in(jax.random.key(cfg.data_seed), 2),
+                         tr["lr"][tr["label"] == 1])
+    x = np.concatenate([x, classifier_inputs(fake, cfg, load_sr_for(cfg))])
+    y = np.concatenate([y, np.zeros(len(fake), y.dtype)])
   if extra_train is not None and len(extra_train["label"]):
     x = np.concatenate([x, extra_train["image"]])
     y = np.concatenate([y, extra_train["label"]])
@@ -402,7 +410,7 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
   p_val = batched_proba(best.params, va["image"], mcfg)
   threshold = threshold_for(p_val, va["label"], criterion="eer")
   summary = {"final_step": int(state.step), "stopped_by": stopped_by, "history": history,
-             "threshold": threshold, "best_step": int(best.step)}
+             "threshold": threshold, "best_step": int(best.step), "n_train_samples": len(x)}
   if export_to and stopped_by != "stop_after":
     export_classifier(export_to, best.params, cfg, threshold,
                       {"history": history, "best_step": int(best.step)})
