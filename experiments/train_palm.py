@@ -35,6 +35,10 @@ from palmjax.palm.train import PalmTrainConfig, simulate, train
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+def comma_separated_ints(text: str) -> tuple[int, ...]:
+  return tuple(int(f) for f in text.split(","))
+
+
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,8 +49,9 @@ def main() -> None:
   ap.add_argument("--clf-steps", type=int, default=PalmTrainConfig.num_steps)
   ap.add_argument("--n-train", type=int, default=PalmTrainConfig.n_train)
   ap.add_argument("--n-val", type=int, default=PalmTrainConfig.n_val)
-  ap.add_argument("--features", default=",".join(map(str, PalmTrainConfig.features)),
-                  help="conv block widths, comma-separated")
+  ap.add_argument("--features", default=PalmTrainConfig.features,
+                  type=comma_separated_ints,
+                  help="conv block widths, comma-separated (default 16,32,64,128)")
   ap.add_argument("--hidden", type=int, default=PalmTrainConfig.hidden)
   ap.add_argument("--n-test", type=int, default=1000)
   ap.add_argument("--no-progress", action="store_true",
@@ -64,7 +69,7 @@ def main() -> None:
   shipped = os.path.realpath(args.out) == os.path.realpath(REPO / "checkpoints")
   cfg = PalmTrainConfig(input=args.input, n_train=args.n_train, num_steps=args.clf_steps,
                         n_val=args.n_val, hidden=args.hidden,
-                        features=tuple(int(f) for f in args.features.split(",")),
+                        features=tuple(args.features),
                         sr_checkpoint=(None if shipped or args.input != "srcnn"
                                        or args.sr_steps == 0 else sr_path))
   train(cfg, os.path.join(args.workdir, "classifier"), export_to=clf_path,
