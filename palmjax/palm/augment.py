@@ -5,8 +5,9 @@ capture of something that was itself made from an image. :func:`pseudo_spoofs` t
 training captures into such copies without modelling any particular attack — a random tone
 curve, a small blur, fresh sensor noise and 8-bit re-quantisation — and the training loop
 (``PalmTrainConfig.pseudo_spoofs``) adds them to the training split labelled spoof. In
-leave-one-attack-out runs this is what teaches the classifier something about a held-out
-kind; it costs some BPCER, so the shipped model does not use it (README).
+leave-one-attack-out runs it halves the APCER of an unseen printed radiograph (a re-imaging
+attack) but not that of unseen phantoms, and it costs BPCER, so the shipped model does not
+use it (README).
 """
 
 from __future__ import annotations
