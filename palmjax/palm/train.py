@@ -272,16 +272,9 @@ def _assemble(x: np.ndarray, y: np.ndarray, idx: np.ndarray, flips: np.ndarray
   return {"image": np.ascontiguousarray(imgs), "label": y[idx].astype(np.int32)}
 
 
-def _batch(step: int, key: jax.Array, x: np.ndarray, y: np.ndarray, batch_size: int,
-           ) -> dict[str, np.ndarray]:
-  """The training batch of one step (the loop draws blocks of steps, with equal results)."""
-  idx, flips = _batch_draws(key, step, 1, len(x), batch_size)
-  return _assemble(x, y, np.asarray(idx[0]), np.asarray(flips[0]))
-
-
 def _batches(start: int, stop: int, key: jax.Array, x: np.ndarray, y: np.ndarray,
              batch_size: int, block: int = 256):
-  """Yields the batches of steps ``start .. stop-1`` (= ``_batch`` step by step)."""
+  """Yields the training batches of steps ``start .. stop-1``, drawn in blocks of steps."""
   for b in range(start, stop, block):
     idx, flips = map(np.asarray, _batch_draws(key, b, block, len(x), batch_size))
     for i in range(min(block, stop - b)):
