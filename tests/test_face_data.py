@@ -10,6 +10,7 @@ import pytest
 
 from palmjax.errors import InputError
 from palmjax.face import session as S
+from palmjax.face import session_io
 from palmjax.io import save_image
 
 
@@ -26,17 +27,17 @@ def _frames_dir(path, n=3, size=16, seed=0, ts=True):
 def test_frames_dir_and_errors(tmp_path):
   d = tmp_path / "s"
   _frames_dir(d)
-  sess = S.load_session(d)
+  sess = session_io.load_session(d)
   assert sess.frames.shape == (3, 16, 16, 3)
   np.testing.assert_allclose(sess.timestamps, [0.0, 0.1, 0.2])
   save_image(str(d / "003.png"), np.zeros((8, 8, 3), np.float32))
   with pytest.raises(InputError, match="one size"):
-    S.load_session(d)
+    session_io.load_session(d)
   with pytest.raises(InputError, match="no such"):
-    S.load_session(tmp_path / "missing")
+    session_io.load_session(tmp_path / "missing")
   e = tmp_path / "e"
   _frames_dir(e, ts=False)
-  assert S.load_session(e).timestamps is None
+  assert session_io.load_session(e).timestamps is None
 
 
 def test_video(tmp_path):
@@ -46,7 +47,7 @@ def test_video(tmp_path):
   for i in range(5):
     w.write(np.full((32, 32, 3), 40 * i, np.uint8))
   w.release()
-  sess = S.load_session(p)
+  sess = session_io.load_session(p)
   assert sess.frames.shape == (5, 32, 32, 3)
   assert np.all(np.diff(sess.timestamps) > 0)
   np.testing.assert_allclose(sess.frames[:, 0, 0, 0] * 255, 40 * np.arange(5), atol=6)
@@ -105,7 +106,8 @@ def test_cli(tmp_path, capsys):
   base = rng.random((64, 64, 3)).astype(np.float32)
   sess = S.Session(frames=np.stack([base] * 8), timestamps=np.arange(8) / 12.0)
   p = str(tmp_path / "s.npz")
-  S.save_npz(p, sess, enrolled=base)
+  session_io.save_npz(p, sess, enrolled=base)
+  np.testing.assert_array_equal(session_io.load_session(p).enrolled, base)  # declared field
   assert main(["face", "check", p, "--no-acoustic"]) == 0
   rec = json.loads(capsys.readouterr().out)
   assert rec["outcome"] in ("proceed", "paused", "reject") and rec["outcome"] != "recapture"
@@ -114,6 +116,7 @@ def test_cli(tmp_path, capsys):
   assert main(["face", "check", p]) == 0
   assert json.loads(capsys.readouterr().out)["outcome"] == "recapture"
   # Bad input: a one-frame session -> clean error, exit code 2.
-  S.save_npz(p, S.Session(frames=base[None], timestamps=np.zeros(1)), enrolled=base)
+  session_io.save_npz(p, S.Session(frames=base[None], timestamps=np.zeros(1)),
+                      enrolled=base)
   assert main(["face", "check", p]) == 2
   assert "frame" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def test_live_has_parallax_print_moves_as_a_plane(batches):
 
 
 def test_region_offsets_match_echo_geometry():
-  p = face.session.identity_params(jax.random.key(0))
+  p = face.simulate.identity_params(jax.random.key(0))
   offs = face.region_offsets_m(p)
   assert offs[0] == 0.0 and len(offs) == len(echo.REGIONS)
   assert all(0.01 < o < 0.05 for o in offs[1:])

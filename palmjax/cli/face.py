@@ -58,6 +58,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
   from palmjax.errors import InputError
   from palmjax.face import session as S
+  from palmjax.face.session_io import save_npz
+  from palmjax.face.simulate import simulate_session
   from palmjax.io import save_image
   bad = set(args.kinds) - set(S.KINDS)
   if bad:
@@ -68,9 +70,9 @@ def _simulate(args: argparse.Namespace) -> int:
     for i in range(args.n):
       key = jax.random.fold_in(jax.random.fold_in(jax.random.key(args.seed),
                                                   S.KINDS.index(kind)), i)
-      sess, enrolled = S.simulate_session(key, kind, cfg, identity=args.identity + i)
+      sess, enrolled = simulate_session(key, kind, cfg, identity=args.identity + i)
       path = os.path.join(args.out, f"{kind}_{i:04d}.npz")
-      S.save_npz(path, sess, enrolled)
+      save_npz(path, sess, enrolled)
       save_image(os.path.join(args.out, f"{kind}_{i:04d}_enrolled.png"), enrolled)
       print(path)
   return 0
@@ -89,7 +91,7 @@ def _check(args: argparse.Namespace) -> int:
   from palmjax.errors import InputError
   from palmjax.face import FaceCheckConfig, check, load_models, load_session
   sess = load_session(args.session)
-  enrolled = getattr(sess, "enrolled", None)
+  enrolled = sess.enrolled
   if args.enrolled:
     from palmjax.io import load_image
     enrolled = load_image(args.enrolled, channels=3).pixels

@@ -1,7 +1,11 @@
 """Face liveness at a bank self-service terminal (SPEC pipeline F, steps F1-F8).
 
-* :mod:`~palmjax.face.session`: :class:`Session`, the procedural 3D-face session simulator
-  (live, print, replay, mask, impostor; image and echo from one face), real-frame readers;
+* :mod:`~palmjax.face.session`: :class:`Session`, :class:`SessionConfig`, the session kinds
+  and frame checks;
+* :mod:`~palmjax.face.simulate`: the procedural 3D-face session simulator (live, print,
+  replay, mask, impostor; image and echo from one face);
+* :mod:`~palmjax.face.session_io`: real-frame readers (frame folders, videos) and ``.npz``
+  session files;
 * :mod:`~palmjax.face.similarity`: F1 LBP-histogram + skin-chromaticity descriptor, calibrated similarity;
 * :mod:`~palmjax.face.cues`: F2-F4 features and calibrated optax classifiers;
 * :mod:`~palmjax.face.fusion`: F5 image fusion;
@@ -16,8 +20,9 @@ from palmjax.face.cues import (CUES, CueClassifierConfig, CueModel, FeatureConfi
                                cue_features)
 from palmjax.face.decision import OUTCOMES, DecisionConfig, DecisionRecord
 from palmjax.face.fusion import ImageFusion, ImageFusionConfig, fuse_image, lighting_accuracy
-from palmjax.face.session import (ATTACK_KINDS, KINDS, Session, SessionConfig, load_session,
-                                  region_offsets_m, render, simulate_batch, simulate_session)
+from palmjax.face.session import ATTACK_KINDS, KINDS, Session, SessionConfig
+from palmjax.face.session_io import load_session
+from palmjax.face.simulate import region_offsets_m, render, simulate_batch, simulate_session
 from palmjax.face.similarity import (LBP_EMBEDDING, Embedding, FaceDescriptorConfig,
                                      LBPDescriptorConfig, SimilarityCalibration,
                                      calibrate_similarity, chi_square, chroma_descriptor,

@@ -1,6 +1,6 @@
 """Training the three cue classifiers (F2-F4) on simulated sessions.
 
-Sessions of every kind are rendered with :func:`palmjax.face.session.simulate_batch` from
+Sessions of every kind are rendered with :func:`palmjax.face.simulate.simulate_batch` from
 a data seed (identities ``identity_offset + i``), their cue features computed once, and
 each cue's classifier fitted (live = 1 vs print / replay / mask = 0; impostors are live
 faces and are not used here) and Platt-calibrated on a held-out calibration split. The
@@ -21,6 +21,7 @@ from palmjax import config as config_lib
 from palmjax.errors import InputError
 from palmjax.face import cues as cues_lib
 from palmjax.face import session as session_lib
+from palmjax.face import simulate as simulate_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +72,7 @@ def simulated_features(key: jax.Array, kinds: tuple[str, ...], n_per_kind: int,
     kkey = jax.random.fold_in(key, session_lib.KINDS.index(kind))
     for s in range(0, n_per_kind, chunk):
       ids = identity_offset + s + np.arange(chunk)
-      r = session_lib.simulate_batch(jax.random.fold_in(kkey, s), kind, chunk, scfg,
+      r = simulate_lib.simulate_batch(jax.random.fold_in(kkey, s), kind, chunk, scfg,
                                      identities=ids)
       f = cues_lib.cue_features(r.frames, fcfg)
       m = min(chunk, n_per_kind - s)
