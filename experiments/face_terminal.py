@@ -36,7 +36,7 @@ def main(argv=None) -> int:
   from palmjax.metrics import pad_report
 
   t0 = time.time()
-  models = face.load_models(args.models)
+  models = face.load_models(args.models or face.sim_models_path())
   cfg = face.FaceCheckConfig()
   scfg = face.SessionConfig(echo=True)
   rows = []

@@ -152,7 +152,7 @@ def test_cue_classifier_learns_and_calibrates():
 
 
 def test_shipped_cue_models_separate_live_from_print(batches):
-  models = face.load_models()
+  models = face.load_models(face.sim_models_path())
   p = {k: models.batch_probabilities(batches[k].frames) for k in ("live", "print")}
   for c in face.CUES:
     assert p["live"][c].mean() > p["print"][c].mean(), c
@@ -190,6 +190,8 @@ def _session(n=8, size=32, echo_rec=True, seed=0):
 
 
 class _Models:
+  face_size = 0  # whole-frame models (no face detection)
+
   def __init__(self, probs):
     self.probs = probs
     self.embedding = face.LBP_EMBEDDING

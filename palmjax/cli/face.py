@@ -3,7 +3,9 @@
 * ``simulate``: write simulated sessions (``.npz``: frames, timestamps, echo, enrolled);
 * ``train``: train the colour / texture / lighting cue classifiers on simulated sessions;
 * ``check SESSION --enrolled IMG``: run F1-F8 on a session (folder of frames, video or
-  ``.npz``) and print the decision record as JSON.
+  ``.npz``) and print the decision record as JSON;
+* ``liveness INPUT...``: image liveness (face detection, F2-F5) of stills, frame folders
+  or videos; one JSON line per input.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
   q.add_argument("--no-echo", action="store_true", help="do not simulate the echo")
   q.set_defaults(func=_simulate)
 
-  t = s.add_parser("train", help="train the three cue classifiers on simulated sessions",
+  t = s.add_parser("train", help="train the three cue classifiers on simulated sessions "
+                   "(real faces: experiments/face_nuaa.py)",
                    description="Train and calibrate the colour (F2), texture (F3) and "
                    "lighting (F4) classifiers; export them to --out.")
-  t.add_argument("--out", required=True, help="export directory (e.g. checkpoints/face_cues)")
+  t.add_argument("--out", required=True,
+                 help="export directory (e.g. checkpoints/face_cues_sim)")
   from palmjax.cli._config import add_dataclass_arguments
   from palmjax.face.train import FaceTrainConfig
   add_dataclass_arguments(t, FaceTrainConfig)
@@ -45,12 +49,35 @@ def register(sub: argparse._SubParsersAction) -> None:
   c.add_argument("session", metavar="SESSION")
   c.add_argument("--enrolled", metavar="IMG", help="enrolled face image (PNG/TIFF/NPY); "
                  "default: the one stored in an .npz session")
-  c.add_argument("--models", help="cue model directory (default: shipped)")
+  c.add_argument("--models", help="cue model directory (default: the shipped real-face "
+                 "models; for an .npz from `face simulate`, the shipped simulator models)")
   c.add_argument("--no-acoustic", action="store_true",
                  help="the terminal has no acoustic hardware")
   c.add_argument("--similarity-threshold", type=float, default=None)
   c.add_argument("--indent", type=int, default=2)
   c.set_defaults(func=_check)
+
+  v = s.add_parser("liveness", help="image liveness of stills, frame folders or videos "
+                   "(one JSON line each)",
+                   description="Find the face, crop it and score it with the colour (F2), "
+                   "texture (F3) and, with motion, lighting (F4) cues fused by F5. One JSON "
+                   "line per INPUT: source, probability, log_odds, decision (live | spoof | "
+                   "recapture), reason, cues, face_box. A bad input prints an error record "
+                   "and the others go on; the exit code is 2 if any input failed.")
+  v.add_argument("inputs", nargs="+", metavar="INPUT",
+                 help="image file (PNG/JPEG/BMP/TIFF/NPY), folder of frames or video")
+  v.add_argument("--models", help="cue model directory (default: shipped, trained on NUAA)")
+  from palmjax.face.session_io import DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE
+  v.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
+                 help=f"frames kept from a video or folder (default {DEFAULT_MAX_FRAMES})")
+  v.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+                 help=f"frames are downscaled on decode to this longer side (default "
+                      f"{DEFAULT_MAX_SIDE})")
+  v.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface")
+  v.add_argument("--threshold", type=float, default=None,
+                 help="image probability needed for 'live' (default: the models' own, "
+                      "chosen on development data)")
+  v.set_defaults(func=_liveness)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -100,6 +127,45 @@ def _check(args: argparse.Namespace) -> int:
   cfg = FaceCheckConfig(acoustic_hardware=not args.no_acoustic)
   if args.similarity_threshold is not None:
     cfg = dataclasses.replace(cfg, similarity_threshold=args.similarity_threshold)
-  rec = check(sess, enrolled, load_models(args.models), cfg)
+  models = args.models
+  if models is None and str(args.session).lower().endswith(".npz"):
+    from palmjax.face import sim_models_path
+    models = sim_models_path()
+  rec = check(sess, enrolled, load_models(models), cfg)
   print(rec.to_json(indent=args.indent or None))
   return 0
+
+
+def _liveness(args: argparse.Namespace) -> int:
+  import dataclasses
+  import json
+  import sys
+
+  from palmjax.errors import InputError
+  from palmjax.face import load_models
+  from palmjax.face.detect import DetectorConfig
+  from palmjax.face.liveness import LivenessConfig, assess, load_frames
+  if args.max_frames < 1:
+    raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+  models = load_models(args.models)
+  if not models.face_size:
+    raise InputError(f"{args.models}: these cue models were trained on simulated whole-"
+                     "frame sessions (no face crop size); use models trained on face crops")
+  fusion = models.fusion
+  if args.threshold is not None:
+    if not 0.0 < args.threshold < 1.0:
+      raise InputError(f"--threshold must lie in (0, 1), got {args.threshold}")
+    fusion = dataclasses.replace(fusion, image_threshold=args.threshold)
+  cfg = LivenessConfig(detector=DetectorConfig(backend=args.detector), fusion=fusion,
+                       max_frames=args.max_frames, max_side=args.max_side)
+  failed = 0
+  for path in args.inputs:
+    try:
+      frames, ts = load_frames(path, cfg)
+      rec = assess(frames, ts, models, cfg, source=path).to_json()
+    except InputError as e:
+      failed += 1
+      rec = json.dumps({"source": path, "error": str(e)})
+      print(f"palmjax: error: {e}", file=sys.stderr)
+    print(rec, flush=True)
+  return 2 if failed else 0

@@ -136,11 +136,13 @@ def _face_stage(args: argparse.Namespace) -> None:
   from palmjax import face
 
   print("\n== Face-terminal liveness (face patent F1-F8) ==")
-  if not face.default_models_path().exists():
-    print(f"  (no shipped face cue models; train them with `palmjax face train --out "
-          f"{face.default_models_path()}`)")
+  # The demo sessions are simulated whole-frame faces: the simulator-trained cue models
+  # score them (the default, real-face models expect detected face crops).
+  if not face.sim_models_path().exists():
+    print(f"  (no shipped simulator cue models; train them with `palmjax face train --out "
+          f"{face.sim_models_path()}`)")
     return
-  models = face.load_models()
+  models = face.load_models(face.sim_models_path())
   cfg = face.FaceCheckConfig()
   scfg = face.SessionConfig(echo=True)
   no_hw = dataclasses.replace(cfg, acoustic_hardware=False)

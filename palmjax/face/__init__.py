@@ -15,7 +15,7 @@
 """
 
 from palmjax.face.check import (FaceCheckConfig, FaceModels, check, default_models_path,
-                                load_models, validate_session)
+                                load_models, sim_models_path, validate_session)
 from palmjax.face.cues import (CUES, CueClassifierConfig, CueModel, FeatureConfig,
                                cue_features)
 from palmjax.face.decision import OUTCOMES, DecisionConfig, DecisionRecord
@@ -35,7 +35,7 @@ __all__ = [
     "ImageFusion", "ImageFusionConfig", "KINDS", "LBPDescriptorConfig", "LBP_EMBEDDING",
     "OUTCOMES", "Session", "SessionConfig", "check", "chi_square", "cue_features",
     "default_models_path", "fuse_image", "lbp_descriptor", "lighting_accuracy",
-    "load_models", "load_session", "region_offsets_m", "render", "similarity",
+    "load_models", "sim_models_path", "load_session", "region_offsets_m", "render", "similarity",
     "simulate_batch", "simulate_session", "validate_session",
     "FaceDescriptorConfig", "SimilarityCalibration", "calibrate_similarity",
     "chroma_descriptor", "face_descriptor", "face_distance", "lbp_chroma_embedding",

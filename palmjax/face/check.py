@@ -22,6 +22,7 @@ import numpy as np
 from palmjax.errors import InputError, check_finite
 from palmjax.face import cues as cues_lib
 from palmjax.face.decision import DecisionConfig, DecisionRecord, decide_acoustic
+from palmjax.face.detect import DetectorConfig
 from palmjax.face.fusion import ImageFusionConfig, fuse_image
 from palmjax.face.session import Session, check_frames
 from palmjax.face.similarity import LBP_EMBEDDING, Embedding, similarity
@@ -35,7 +36,8 @@ class FaceCheckConfig:
   image: ImageFusionConfig = ImageFusionConfig()
   decision: DecisionConfig = DecisionConfig()
   echo: Any = None            # palmjax.echo.LivenessConfig (default when None)
-  model_size: int = 64        # frames are resized to the cue models' size
+  model_size: int = 64        # whole-frame models: frames are resized to this size
+  detector: DetectorConfig = DetectorConfig()  # face-crop models: how the face is found
 
   def echo_config(self):
     from palmjax import echo
@@ -49,39 +51,88 @@ class FaceCheckConfig:
 
 @dataclasses.dataclass
 class FaceModels:
-  """The three cue classifiers, their feature settings and the face embedding."""
+  """The cue classifiers, their feature settings, F5 presets and the face embedding.
+
+  ``lighting`` is ``None`` for a bundle without a lighting cue (the real-face models: no
+  real training data with motion); F5 then gives it no weight. ``features.face_size > 0``
+  means the models score face crops (``palmjax face liveness``, ``face check`` crop the
+  detected face first); 0 means whole simulated frames.
+  """
   colour: cues_lib.CueModel
   texture: cues_lib.CueModel
-  lighting: cues_lib.CueModel
+  lighting: cues_lib.CueModel | None
   features: cues_lib.FeatureConfig = cues_lib.FeatureConfig()
   embedding: Embedding = LBP_EMBEDDING
+  fusion: ImageFusionConfig = ImageFusionConfig()
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-  def cue_probabilities(self, frames: np.ndarray) -> dict[str, float]:
-    f = cues_lib.cue_features(frames, self.features)
-    return {c: float(getattr(self, c)(f[c])[0]) for c in cues_lib.CUES}
+  @property
+  def face_size(self) -> int:
+    return self.features.face_size
+
+  @property
+  def cues(self) -> tuple[str, ...]:
+    return tuple(c for c in cues_lib.CUES if getattr(self, c) is not None)
+
+  def cue_log_odds(self, frames: np.ndarray) -> dict[str, float | None]:
+    """Bounded, calibrated log-odds per cue of one session ``[T, H, W, 3]`` (``None`` for a
+    cue the models lack or the input cannot give: lighting needs two frames)."""
+    x = np.asarray(frames)
+    cues = tuple(c for c in self.cues if not (c == "lighting" and x.shape[0] < 2))
+    f = cues_lib.cue_features(x, self.features, cues=cues)
+    return {c: (float(getattr(self, c).log_odds(f[c])[0]) if c in f else None)
+            for c in cues_lib.CUES}
+
+  def cue_probabilities(self, frames: np.ndarray) -> dict[str, float | None]:
+    return {c: (None if z is None else 1.0 / (1.0 + np.exp(-z)))
+            for c, z in self.cue_log_odds(frames).items()}
 
   def batch_probabilities(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-    f = cues_lib.cue_features(frames, self.features)
-    return {c: getattr(self, c)(f[c]) for c in cues_lib.CUES}
+    f = cues_lib.cue_features(frames, self.features, cues=self.cues)
+    return {c: getattr(self, c)(f[c]) for c in self.cues}
 
 
 def default_models_path() -> pathlib.Path:
+  """The shipped cue models trained on real faces (NUAA; see README)."""
   from palmjax.sr.inference import checkpoints_dir
   return checkpoints_dir() / "face_cues"
 
 
+def sim_models_path() -> pathlib.Path:
+  """The shipped cue models trained on simulated sessions only (whole 64x64 frames)."""
+  from palmjax.sr.inference import checkpoints_dir
+  return checkpoints_dir() / "face_cues_sim"
+
+
 def load_models(directory: str | os.PathLike | None = None, *,
-                embedding: Embedding = LBP_EMBEDDING) -> FaceModels:
-  """Loads exported cue classifiers (``<dir>/colour``, ``texture``, ``lighting``)."""
+                embedding: Embedding | None = None) -> FaceModels:
+  """Loads exported cue classifiers (``<dir>/colour``, ``texture`` and, if present,
+  ``lighting``) and the bundle's F5 presets and F1 calibration (``<dir>/bundle.json``,
+  optional). ``embedding`` overrides the bundle's F1 embedding."""
   d = pathlib.Path(directory) if directory is not None else default_models_path()
   if not d.is_dir():
     raise InputError(f"{d}: no face cue models; train them with `palmjax face train "
                      f"--out {d}`")
-  loaded = {}
+  loaded: dict[str, Any] = {}
   fc = None
   for c in cues_lib.CUES:
+    if c == "lighting" and not (d / c).is_dir():
+      loaded[c] = None
+      continue
     loaded[c], fc = cues_lib.CueModel.load(d / c)
-  return FaceModels(**loaded, features=fc, embedding=embedding)
+  info: dict[str, Any] = {}
+  fusion = ImageFusionConfig()
+  if (d / "bundle.json").is_file():
+    from palmjax.checkpointing import read_json
+    from palmjax.config import from_dict
+    info = read_json(d / "bundle.json")
+    fusion = from_dict(ImageFusionConfig, info.get("fusion", {}))
+  if embedding is None:
+    embedding = LBP_EMBEDDING
+    if "similarity" in info:
+      from palmjax.face.similarity import SimilarityCalibration, lbp_chroma_embedding
+      embedding = lbp_chroma_embedding(calibration=SimilarityCalibration(**info["similarity"]))
+  return FaceModels(**loaded, features=fc, embedding=embedding, fusion=fusion, info=info)
 
 
 def validate_session(session: Session, enrolled: Any) -> tuple[np.ndarray, np.ndarray,
@@ -125,14 +176,29 @@ def check(session: Session, enrolled: Any, models: FaceModels | None = None,
   """Runs the face-terminal pipeline on one session (see the module docstring)."""
   frames, ts, enr = validate_session(session, enrolled)
   models = models if models is not None else load_models()
-  frames = _resize(frames, config.model_size)
-  enr = _resize(enr, config.model_size)
   capture_s = float(ts[-1] - ts[0])
   rec = DecisionRecord(outcome="reject", reason="", stage="similarity",
                        acoustic_hardware=config.acoustic_hardware,
                        frame_count=int(frames.shape[0]), capture_s=capture_s,
                        source=session.source, similarity_threshold=config.similarity_threshold,
                        config=config.to_dict())
+  if models.face_size:  # models of face crops: find the face in the session and enrolment
+    from palmjax.face import detect as detect_lib
+    from palmjax.face.liveness import crop_session, detect_session
+    det = detect_session(frames, config.detector)
+    if det is None:
+      rec.outcome, rec.stage = "recapture", "input"
+      rec.reason = "no face found in the session's frames: look at the camera and capture again"
+      return rec
+    rec.face_box = det.box.to_list()
+    margin = models.features.crop_margin
+    frames = crop_session(frames, det, models.face_size, margin)
+    edet = detect_lib.detect(enr, config.detector)
+    enr = (detect_lib.crop_face(enr, edet.box, models.face_size, margin) if edet is not None
+           else _resize(enr, models.face_size))
+  else:
+    frames = _resize(frames, config.model_size)
+    enr = _resize(enr, config.model_size)
   # F1
   rec.similarity = float(similarity(frames, enr, models.embedding))
   if rec.similarity < config.similarity_threshold:

@@ -35,7 +35,7 @@ from jax.typing import ArrayLike
 from palmjax import config as config_lib
 from palmjax.errors import InputError
 from palmjax.kernels import (color_lbp_features, color_moment_features, flow_statistics,
-                             lucas_kanade, rgb_to_hsv, rgb_to_luma)
+                             lucas_kanade, rgb_to_hsv, rgb_to_luma, rgb_to_ycbcr)
 
 CUES = ("colour", "texture", "lighting")
 LIGHTING_FEATURES = ("magnitude_mean", "magnitude_std", "spatial_variation",
@@ -45,7 +45,15 @@ LIGHTING_FEATURES = ("magnitude_mean", "magnitude_std", "spatial_variation",
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
-  """How the cue features are computed (static)."""
+  """How the cue features are computed (static).
+
+  The defaults are the simulator-trained models' features (whole 64x64 frames, global
+  HSV moments, one LBP scale). Models trained on real faces set ``face_size`` (frames are
+  face crops of that size, made by :mod:`palmjax.face.detect` with ``crop_margin``),
+  ``colour_spaces`` (moments of each space's channels), ``lbp_grid`` (uniform LBP
+  histograms per cell of a ``g x g`` grid as well as over the whole crop) and
+  ``lbp_extra_radii`` (further LBP scales, global histograms).
+  """
   lbp_points: int = 8
   lbp_radius: float = 1.0
   lbp_spaces: tuple[str, ...] = ("hsv", "ycbcr")
@@ -54,6 +62,21 @@ class FeatureConfig:
   flow_levels: int = 2
   flow_iterations: int = 8
   texture_frames: int = 4  # LBP on this many evenly spaced frames (cost)
+  face_size: int = 0       # 0: whole frames (simulated sessions are face-sized already)
+  crop_margin: float = 0.25
+  colour_spaces: tuple[str, ...] = ("hsv",)
+  lbp_grid: int = 1
+  lbp_extra_radii: tuple[float, ...] = ()
+  texture_crop: float = 1.0  # texture on the central square of this fraction of the side
+
+  def __post_init__(self):
+    if any(c not in ("hsv", "ycbcr") for c in self.colour_spaces) or not self.colour_spaces:
+      raise InputError(f"colour_spaces must be drawn from ('hsv', 'ycbcr'), got "
+                       f"{self.colour_spaces}")
+    if self.lbp_grid < 1 or self.face_size < 0:
+      raise InputError("lbp_grid must be >= 1 and face_size >= 0")
+    if not 0.1 <= self.texture_crop <= 1.0:
+      raise InputError(f"texture_crop must lie in [0.1, 1], got {self.texture_crop}")
 
 
 def _homography_residual(flow: jax.Array, pts: jax.Array, ok: jax.Array) -> jax.Array:
@@ -73,16 +96,37 @@ def _homography_residual(flow: jax.Array, pts: jax.Array, ok: jax.Array) -> jax.
   return jax.vmap(one)(flow, ok.astype(flow.dtype))
 
 
+def _colour_space(frames: jax.Array, space: str) -> jax.Array:
+  return rgb_to_hsv(frames) if space == "hsv" else rgb_to_ycbcr(frames)
+
+
 @functools.partial(jax.jit, static_argnums=(1,))
-def _features_core(frames: jax.Array, fc: FeatureConfig) -> dict[str, jax.Array]:
-  # frames [B, T, H, W, 3] in [0, 1]
-  b, t, h, w, _ = frames.shape
-  hsv = rgb_to_hsv(frames)
-  colour = jnp.mean(color_moment_features(hsv), axis=1)                  # [B, 9]
+def _static_core(frames: jax.Array, fc: FeatureConfig) -> dict[str, jax.Array]:
+  """Colour (F2) and texture (F3) features of ``[B, T, H, W, 3]``, averaged over frames."""
+  t, h, w = frames.shape[1:4]
+  colour = jnp.concatenate([jnp.mean(color_moment_features(_colour_space(frames, sp)), axis=1)
+                            for sp in fc.colour_spaces], -1)            # [B, 9 * spaces]
   idx = np.unique(np.linspace(0, t - 1, min(fc.texture_frames, t)).round().astype(int))
-  tex = color_lbp_features(frames[:, idx], P=fc.lbp_points, R=fc.lbp_radius,
-                           method="uniform", spaces=fc.lbp_spaces)
-  texture = jnp.mean(tex, axis=1)                                       # [B, 60]
+  sel = frames[:, idx]
+  if fc.texture_crop < 1.0:  # the face itself, without the crop's margin
+    ch, cw = round(h * fc.texture_crop), round(w * fc.texture_crop)
+    sel = sel[:, :, (h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+  tex = [color_lbp_features(sel, P=fc.lbp_points, R=fc.lbp_radius, method="uniform",
+                            spaces=fc.lbp_spaces)]
+  if fc.lbp_grid > 1:
+    tex.append(color_lbp_features(sel, P=fc.lbp_points, R=fc.lbp_radius, method="uniform",
+                                  grid=(fc.lbp_grid, fc.lbp_grid), spaces=fc.lbp_spaces))
+  for r in fc.lbp_extra_radii:
+    tex.append(color_lbp_features(sel, P=fc.lbp_points, R=r, method="uniform",
+                                  spaces=fc.lbp_spaces))
+  texture = jnp.mean(jnp.concatenate(tex, -1), axis=1)
+  return {"colour": colour, "texture": texture}
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _lighting_core(frames: jax.Array, fc: FeatureConfig) -> jax.Array:
+  """Lighting/motion (F4) features of ``[B, T, H, W, 3]`` with ``T >= 2``."""
+  b, t, h, w, _ = frames.shape
   grey = rgb_to_luma(frames)[..., 0]                                    # [B, T, H, W]
   fl = lucas_kanade(grey[:, :-1], grey[:, 1:], grid=fc.flow_grid, window=fc.flow_window,
                     levels=fc.flow_levels, iterations=fc.flow_iterations)
@@ -103,29 +147,37 @@ def _features_core(frames: jax.Array, fc: FeatureConfig) -> dict[str, jax.Array]
   lighting = jnp.stack([st.magnitude_mean, st.magnitude_std, st.spatial_variation,
                         st.temporal_variation, st.temporal_change, resid,
                         resid / (st.magnitude_mean + 0.05), bright], -1)
-  lighting = jnp.log1p(jnp.maximum(lighting, 0.0))                      # heavy tails
-  return {"colour": colour, "texture": texture, "lighting": lighting}
+  return jnp.log1p(jnp.maximum(lighting, 0.0))                          # heavy tails
 
 
-def cue_features(frames: ArrayLike, config: FeatureConfig = FeatureConfig()
-                 ) -> dict[str, np.ndarray]:
-  """Features of every cue for a batch of sessions ``[B, T, H, W, 3]`` (or one ``[T, ...]``).
+def cue_features(frames: ArrayLike, config: FeatureConfig = FeatureConfig(), *,
+                 cues: tuple[str, ...] = CUES) -> dict[str, np.ndarray]:
+  """Features of the requested cues for sessions ``[B, T, H, W, 3]`` (or one ``[T, ...]``).
 
-  Returns a dict ``colour [B, 9]``, ``texture [B, 60]``, ``lighting [B, 8]`` (NumPy); a
-  single session gives ``[1, ...]``.
+  Returns a dict with ``colour [B, 9 * len(colour_spaces)]``, ``texture [B, ...]`` and
+  ``lighting [B, 8]`` (NumPy) for the cues in ``cues``; a single session gives ``[1, ...]``.
+  The lighting cue needs at least two frames.
   """
   x = np.asarray(frames)
   if x.ndim == 4:
     x = x[None]
   if x.ndim != 5 or x.shape[-1] != 3:
     raise InputError(f"frames: expected [B, T, H, W, 3] or [T, H, W, 3], got {x.shape}")
-  if x.shape[1] < 2:
+  bad = set(cues) - set(CUES)
+  if bad:
+    raise InputError(f"cues: unknown {sorted(bad)}; choose from {CUES}")
+  if "lighting" in cues and x.shape[1] < 2:
     raise InputError(f"frames: {x.shape[1]} frame(s); the lighting cue needs at least 2")
   if min(x.shape[2:4]) < config.flow_window:
     raise InputError(f"frames are {x.shape[3]}x{x.shape[2]}; at least "
                      f"{config.flow_window} pixels are needed")
-  out = _features_core(jnp.asarray(x, jnp.float32), config)
-  return {k: np.asarray(v) for k, v in out.items()}
+  xj = jnp.asarray(x, jnp.float32)
+  out: dict[str, np.ndarray] = {}
+  if "colour" in cues or "texture" in cues:
+    out.update({k: np.asarray(v) for k, v in _static_core(xj, config).items() if k in cues})
+  if "lighting" in cues:
+    out["lighting"] = np.asarray(_lighting_core(xj, config))
+  return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -173,10 +225,26 @@ def logits(params: dict[str, Any], x: jax.Array) -> jax.Array:
   return z @ params["w2"] + params["b2"]
 
 
-def probability(params: dict[str, Any], x: ArrayLike) -> jax.Array:
-  """Calibrated P(live) = ``sigmoid(a * logit + b)``."""
+LOG_ODDS_BOUND = 30.0
+
+
+def bound_log_odds(z: ArrayLike) -> jax.Array:
+  """``30 * tanh(z / 30)``: strictly increasing, identity near 0, and bounded so that
+  ``sigmoid`` of it is never exactly 0 or 1 (scores keep their order: nothing ties)."""
+  z = jnp.asarray(z)
+  return LOG_ODDS_BOUND * jnp.tanh(z / LOG_ODDS_BOUND)
+
+
+def log_odds(params: dict[str, Any], x: ArrayLike) -> jax.Array:
+  """Calibrated, bounded log-odds of "live": ``bound(a * logit + b)`` (float32 inputs)."""
   a, b = params["calib"][0], params["calib"][1]
-  return jax.nn.sigmoid(a * logits(params, jnp.asarray(x, jnp.float32)) + b)
+  return bound_log_odds(a * logits(params, jnp.asarray(x, jnp.float32)) + b)
+
+
+def probability(params: dict[str, Any], x: ArrayLike) -> jax.Array:
+  """Calibrated P(live) = ``sigmoid(log_odds)`` (float32: values beyond about +-17 log-odds
+  round to 0 or 1 here; rank with :func:`log_odds`, which never ties)."""
+  return jax.nn.sigmoid(log_odds(params, x))
 
 
 def _bce(z, y):
@@ -269,6 +337,14 @@ class CueModel:
       raise InputError(f"{self.config.cue} cue expects {self.config.n_features} features, "
                        f"got {x.shape[-1]}")
     return np.asarray(probability(self.params, x))
+
+  def log_odds(self, features: ArrayLike) -> np.ndarray:
+    """Calibrated, bounded log-odds of "live" (:func:`log_odds`), float64."""
+    x = np.asarray(features, np.float32)
+    if x.shape[-1] != self.config.n_features:
+      raise InputError(f"{self.config.cue} cue expects {self.config.n_features} features, "
+                       f"got {x.shape[-1]}")
+    return np.asarray(log_odds(self.params, x), np.float64)
 
   def export(self, directory: str | os.PathLike, feature_config: FeatureConfig) -> None:
     from palmjax.checkpointing import export_model

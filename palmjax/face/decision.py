@@ -57,6 +57,7 @@ class DecisionRecord:
   frame_count: int = 0
   capture_s: float | None = None
   source: str = ""
+  face_box: list[float] | None = None           # [x0, y0, x1, y1] of the cropped face
   config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property

@@ -7,11 +7,17 @@ behind ``discard_aberrant``). Otherwise an *accuracy* of the lighting probabilit
 derived from frame count and time, the lighting probability is corrected by it (shrunk
 toward an uninformative prior), and the corrected lighting, colour and texture
 probabilities are combined (``min`` or an accuracy-weighted ``mean``).
+
+When the accuracy is 0 (one frame: a still image has no motion) or there is no lighting
+probability at all (``lighting=None``: the models have no lighting cue), the lighting cue
+carries no weight: it is left out of the combination and of the preset checks, and the
+branch says so (``no_lighting_min`` / ``no_lighting_mean``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 
@@ -52,7 +58,7 @@ class ImageFusion:
   reason: str
   failed_cue: str | None
   accuracy: float
-  corrected_lighting: float
+  corrected_lighting: float | None
   discarded: str | None
   frame_count: int
   capture_s: float
@@ -69,7 +75,7 @@ def lighting_accuracy(frame_count: int, capture_s: float, cfg: ImageFusionConfig
   return float(max(0.0, a) * max(0.0, b))
 
 
-def fuse_image(colour: float, texture: float, lighting: float, frame_count: int,
+def fuse_image(colour: float, texture: float, lighting: float | None, frame_count: int,
                capture_s: float, cfg: ImageFusionConfig = ImageFusionConfig()) -> ImageFusion:
   """Applies F2-F5 to the three cue probabilities (see the module docstring)."""
   if cfg.insufficient_combine not in ("min", "mean"):
@@ -78,10 +84,21 @@ def fuse_image(colour: float, texture: float, lighting: float, frame_count: int,
                      f"{cfg.insufficient_combine!r}")
   sufficient = frame_count >= cfg.min_frames and capture_s >= cfg.min_capture_s
   acc = 1.0 if sufficient else lighting_accuracy(frame_count, capture_s, cfg)
-  corrected = lighting if sufficient else acc * lighting + (1 - acc) * cfg.lighting_prior
-  probs = {"colour": colour, "texture": texture, "lighting": corrected}
+  if lighting is None:
+    acc = 0.0
   discarded = None
-  if sufficient:
+  corrected = None
+  if acc <= 0.0:  # the lighting cue carries no weight (see the module docstring)
+    probs = {"colour": colour, "texture": texture}
+    discarded = "lighting"
+    if cfg.insufficient_combine == "min":
+      branch, p = "no_lighting_min", min(colour, texture)
+    else:  # mean log-odds (probabilities are never exactly 0 or 1: see face.cues)
+      branch = "no_lighting_mean"
+      z = (_logit(colour) + _logit(texture)) / 2
+      p = 1.0 / (1.0 + math.exp(-z))
+  elif sufficient:
+    probs = {"colour": colour, "texture": texture, "lighting": lighting}
     branch = "min"
     ordered = sorted(probs, key=probs.get)
     low, others = ordered[0], ordered[1:]
@@ -91,16 +108,20 @@ def fuse_image(colour: float, texture: float, lighting: float, frame_count: int,
       p = min(probs[o] for o in others)
     else:
       p = min(probs.values())
-  elif cfg.insufficient_combine == "min":
-    branch, p = "corrected_min", min(probs.values())
+    corrected = lighting
   else:
-    branch = "corrected_mean"
-    p = (colour + texture + acc * corrected) / (2 + acc)
+    corrected = acc * lighting + (1 - acc) * cfg.lighting_prior
+    probs = {"colour": colour, "texture": texture, "lighting": corrected}
+    if cfg.insufficient_combine == "min":
+      branch, p = "corrected_min", min(probs.values())
+    else:
+      branch = "corrected_mean"
+      p = (colour + texture + acc * corrected) / (2 + acc)
   presets = {"colour": cfg.colour_preset, "texture": cfg.texture_preset,
              "lighting": cfg.lighting_preset}
   failed = None
   for cue in ("colour", "texture", "lighting"):  # the patent's order
-    if cue != discarded and probs[cue] < presets[cue]:
+    if cue != discarded and cue in probs and probs[cue] < presets[cue]:
       failed = cue
       break
   timing = (f"{frame_count} frames in {capture_s:.2f} s "
@@ -109,10 +130,19 @@ def fuse_image(colour: float, texture: float, lighting: float, frame_count: int,
   if failed is not None:
     return ImageFusion(False, float(p), branch,
                        f"{failed} probability {probs[failed]:.3f} < preset {presets[failed]}"
-                       f"; {timing}", failed, acc, float(corrected), discarded,
+                       f"; {timing}", failed, acc, _opt(corrected), discarded,
                        frame_count, capture_s)
   ok = p >= cfg.image_threshold
   reason = (f"image probability {p:.3f} {'>=' if ok else '<'} {cfg.image_threshold} "
             f"({branch}{', discarded ' + discarded if discarded else ''}); {timing}")
-  return ImageFusion(bool(ok), float(p), branch, reason, None, acc, float(corrected),
+  return ImageFusion(bool(ok), float(p), branch, reason, None, acc, _opt(corrected),
                      discarded, frame_count, capture_s)
+
+
+def _logit(p: float) -> float:
+  p = min(max(float(p), 1e-300), 1.0 - 1e-16)
+  return math.log(p) - math.log1p(-p)
+
+
+def _opt(v: float | None) -> float | None:
+  return None if v is None else float(v)

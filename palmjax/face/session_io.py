@@ -64,28 +64,53 @@ def load_frames_dir(directory: str | os.PathLike, *, fps: float | None = None) -
                  blink_times=None if bt is None else np.asarray(bt, np.float64), source=d)
 
 
-def load_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Session:
-  """A session from a video file (needs OpenCV, a test extra: ``opencv-python-headless``)."""
+DEFAULT_MAX_FRAMES = 32   # about 1 s of a 30 fps clip: enough for the lighting cue (F5)
+DEFAULT_MAX_SIDE = 640    # frames are downscaled on decode so the longer side is at most this
+
+
+def load_video(path: str | os.PathLike, *, max_frames: int | None = DEFAULT_MAX_FRAMES,
+               max_side: int | None = DEFAULT_MAX_SIDE) -> Session:
+  """A session from a video file, decoded as a stream (OpenCV, the ``[video]`` extra).
+
+  Only the first ``max_frames`` consecutive frames are kept (``None``: all of them) and
+  each is downscaled on decode (area averaging) so its longer side is at most
+  ``max_side`` (``None``: full size), so memory is bounded by
+  ``max_frames * max_side**2 * 12`` bytes whatever the clip's length and resolution
+  (BUILD.md: a 10 s 1080p clip).
+  """
   p = os.fspath(path)
+  if max_frames is not None and max_frames < 1:
+    raise InputError(f"max_frames must be >= 1, got {max_frames}")
+  if max_side is not None and max_side < 16:
+    raise InputError(f"max_side must be >= 16, got {max_side}")
   try:
     import cv2
   except ImportError:
-    raise InputError(f"{p}: reading video needs OpenCV; install opencv-python-headless "
+    raise InputError(f"{p}: reading video needs OpenCV; pip install 'opencv-python-headless<5' "
                      "(or pass a folder of frames)") from None
   if not os.path.isfile(p):
     raise InputError(f"{p}: no such video file")
+  if os.path.getsize(p) == 0:
+    raise InputError(f"{p}: empty file")
   cap = cv2.VideoCapture(p)
   if not cap.isOpened():
-    raise InputError(f"{p}: OpenCV cannot open this video")
+    raise InputError(f"{p}: OpenCV cannot open this video (corrupt or unsupported)")
   fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
   frames, ts = [], []
-  while max_frames is None or len(frames) < max_frames:
-    ok, bgr = cap.read()
-    if not ok:
-      break
-    ts.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
-    frames.append(bgr[..., ::-1].astype(np.float32) / 255.0)
-  cap.release()
+  try:
+    while max_frames is None or len(frames) < max_frames:
+      ok, bgr = cap.read()
+      if not ok or bgr is None:
+        break
+      ts.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+      h, w = bgr.shape[:2]
+      if max_side is not None and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))),
+                         interpolation=cv2.INTER_AREA)
+      frames.append(bgr[..., ::-1].astype(np.float32) / 255.0)
+  finally:
+    cap.release()
   if not frames:
     raise InputError(f"{p}: the video holds no readable frames")
   t = np.asarray(ts, np.float64)
@@ -94,15 +119,19 @@ def load_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Ses
   return Session(frames=np.stack(frames), timestamps=t, source=p)
 
 
-def load_session(path: str | os.PathLike) -> Session:
-  """A folder of frames, a video file, or an ``.npz`` (``frames``, ``timestamps``, ...)."""
+def load_session(path: str | os.PathLike, *, max_frames: int | None = DEFAULT_MAX_FRAMES,
+                 max_side: int | None = DEFAULT_MAX_SIDE) -> Session:
+  """A folder of frames, a video file, or an ``.npz`` (``frames``, ``timestamps``, ...).
+
+  ``max_frames`` and ``max_side`` bound what a video decodes (:func:`load_video`).
+  """
   p = os.fspath(path)
   if os.path.isdir(p):
     return load_frames_dir(p)
   if p.lower().endswith(".npz"):
     return load_npz(p)
   if p.lower().endswith(_VIDEO_SUFFIXES):
-    return load_video(p)
+    return load_video(p, max_frames=max_frames, max_side=max_side)
   if not os.path.exists(p):
     raise InputError(f"{p}: no such file or directory")
   raise InputError(f"{p}: expected a folder of frames, a video ({', '.join(_VIDEO_SUFFIXES)}) "
