@@ -6,12 +6,10 @@ import os
 
 import jax.numpy as jnp
 import numpy as np
-import pydicom
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from radiographs import hand, save_dicom, save_u8
 from scipy import ndimage
 
 from palmjax.data.hand_radiographs_tfds import (HandRadiographs, HandRadiographsConfig,
@@ -19,53 +17,6 @@ from palmjax.data.hand_radiographs_tfds import (HandRadiographs, HandRadiographs
 from palmjax.errors import InputError
 from palmjax.palm import clinical, quality
 from palmjax.palm.quality import check_quality
-
-
-def hand(h, w, top, left, side, *, background=0.0, ramp=0.0, seed=0, noise=0.01):
-  """A hand-like radiograph [h, w] in [0, 1]: soft tissue (palm, five fingers, forearm
-  down to the bottom edge) with brighter bone rods, on a dark (optionally graded)
-  background. The hand lies in the square ``top, left, side``; its forearm runs to the
-  image's bottom edge."""
-  yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-  u, v = (xx - left) / side, (yy - top) / side  # hand coordinates, 0..1 over the square
-  soft = ((u - 0.5) / 0.32) ** 2 + ((v - 0.62) / 0.2) ** 2 <= 1  # palm
-  soft |= (np.abs(u - 0.5) <= 0.15) & (v >= 0.7) & (yy <= h)  # forearm, to the bottom
-  bone = np.zeros_like(soft)
-  for k, (x0, top_v) in enumerate([(0.22, 0.3), (0.36, 0.05), (0.5, 0.0), (0.64, 0.05),
-                                   (0.78, 0.15)]):
-    finger = (np.abs(u - x0) <= 0.045) & (v >= top_v) & (v <= 0.6)
-    soft |= finger
-    bone |= (np.abs(u - x0) <= 0.02) & (v >= top_v + 0.03) & (v <= 0.75)
-  bone |= (np.abs(u - 0.45) <= 0.04) & (v >= 0.78)
-  bone |= (np.abs(u - 0.56) <= 0.03) & (v >= 0.78)
-  bone &= soft
-  x = background + ramp * (xx / w) + 0.3 * soft + 0.35 * bone
-  x = ndimage.gaussian_filter(x, 1.0)
-  x = x + np.random.default_rng(seed).normal(0, noise, x.shape) * soft
-  return np.clip(x, 0, 1).astype(np.float32), soft
-
-
-def save_u8(path, x):
-  Image.fromarray(np.round(x * 255).astype(np.uint8)).save(path)
-
-
-def save_dicom(path, stored, *, photometric="MONOCHROME2", slope=1.0, intercept=0.0,
-               bits=16, window=None):
-  meta = FileMetaDataset()
-  meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
-  meta.MediaStorageSOPInstanceUID = generate_uid()
-  meta.TransferSyntaxUID = ExplicitVRLittleEndian
-  ds = FileDataset(os.fspath(path), {}, file_meta=meta, preamble=b"\0" * 128)
-  ds.PatientID, ds.Modality = "p1", "DX"
-  ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-  ds.Rows, ds.Columns = stored.shape
-  ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-  ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
-  ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-  if window is not None:
-    ds.WindowCenter, ds.WindowWidth = window
-  ds.PixelData = stored.astype(np.uint16).tobytes()
-  ds.save_as(os.fspath(path), enforce_file_format=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -343,6 +294,19 @@ def test_hand_radiographs_builder_on_a_fixture(tmp_path):
   b3.download_and_prepare(download_config=dl)
   test = b3.as_data_source(split="test")
   assert {test[i]["source"] for i in range(len(test))} == {b"clinic_b"} and len(test) == 4
+  # Sources sharing patient ids: a held-out patient seen through another source stays out
+  # of train / validation.
+  x, _ = hand(120, 100, 10, 5, 90, seed=40)
+  save_dicom(root / "clinic_b" / "1003.dcm", np.round(4095 * x), bits=12)
+  cfg = HandRadiographsConfig(name="holdout_b_shared", holdout_source="clinic_b",
+                              shared_subjects=True)
+  b5 = HandRadiographs(config=cfg, data_dir=str(tmp_path / "d5"))
+  b5.download_and_prepare(download_config=dl)
+  rest = [b5.as_data_source(split=s) for s in b5.info.splits if s != "test"]
+  subjects = {d[i]["subject"] for d in rest for i in range(len(d))}
+  assert len(subjects) == 9 and b"1003" not in subjects
+  assert len(b5.as_data_source(split="test")) == 5
+  assert split_of("a", "7", shared_subjects=True) == split_of("b", "7", shared_subjects=True)
   bad = HandRadiographs(config=HandRadiographsConfig(name="x", holdout_source="nope"),
                         data_dir=str(tmp_path / "d4"))
   with pytest.raises(InputError, match="'nope' is not among the sources"):

@@ -25,6 +25,10 @@ Each file is decoded and cropped to the hand by the clinical input path
 a number in [0, 1); train if ``u < 0.70``, validation if ``u < 0.85``, test otherwise
 (``fractions``). With ``holdout_source`` set, that whole source is the test split (an unseen
 source) and the other sources are split train / validation in the ratio 70 : 15.
+``shared_subjects=True`` says the sources share one patient-id space (e.g. two
+collections cut from the same RSNA Bone Age set): the hash is then of ``subject`` alone, so
+a patient lands in one split whatever source holds them, and with ``holdout_source`` the
+held-out source's patients are left out of train and validation altogether.
 
 Stored as array_record with ``Tensor`` / ``Scalar`` / ``ClassLabel`` features; read with
 ``as_data_source`` (no TensorFlow)::
@@ -63,10 +67,11 @@ class HandRadiographsConfig(tfds.core.BuilderConfig):
   holdout_source: str = ""
   subject_depth: int = 0
   source: str = ""
+  shared_subjects: bool = False
 
 
 def split_of(source: str, subject: str, fractions=(0.70, 0.15, 0.15),
-             holdout_source: str = "") -> str:
+             holdout_source: str = "", shared_subjects: bool = False) -> str:
   """The split of a subject: a pure function of ``(source, subject)`` (module docstring)."""
   if holdout_source:
     if source == holdout_source:
@@ -75,7 +80,8 @@ def split_of(source: str, subject: str, fractions=(0.70, 0.15, 0.15),
   total = float(sum(fractions))
   if total <= 0 or min(fractions) < 0:
     raise InputError(f"split fractions must be >= 0 with a positive sum, got {fractions}")
-  digest = hashlib.sha256(f"{source}/{subject}".encode()).digest()
+  key = subject if shared_subjects else f"{source}/{subject}"
+  digest = hashlib.sha256(key.encode()).digest()
   u = int.from_bytes(digest[:8], "big") / 2.0**64
   edge = 0.0
   for name, f in zip(_SPLITS, fractions):
@@ -167,10 +173,14 @@ class HandRadiographs(tfds.core.GeneratorBasedBuilder):
     if c.holdout_source and c.holdout_source not in {s for _, s, _ in items}:
       raise InputError(f"holdout_source {c.holdout_source!r} is not among the sources "
                        f"{sorted({s for _, s, _ in items})} of {root}")
+    held = ({subject for _, source, subject in items if source == c.holdout_source}
+            if c.holdout_source and c.shared_subjects else set())
     by_split: dict[str, list] = {s: [] for s in _SPLITS}
     for path, source, subject in items:
-      by_split[split_of(source, subject, c.fractions, c.holdout_source)].append(
-          (path, source, subject))
+      if source != c.holdout_source and subject in held:
+        continue  # a held-out patient, seen through another source: kept out of training
+      by_split[split_of(source, subject, c.fractions, c.holdout_source,
+                        c.shared_subjects)].append((path, source, subject))
     return {s: self._generate_examples(root, v) for s, v in by_split.items() if v}
 
   def _generate_examples(self, root, items):
