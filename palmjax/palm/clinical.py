@@ -103,8 +103,8 @@ def _read_dicom(path: str, cfg: ClinicalConfig) -> tuple[np.ndarray, dict[str, A
     if photometric.startswith("YBR"):
       from pydicom.pixels import convert_color_space
       raw = convert_color_space(raw, photometric, "RGB")
-    grey, rec["colour"] = _grey(raw.astype(np.float64) / raw.max() if raw.max() else raw,
-                                path, cfg)
+    full = float(2 ** int(getattr(ds, "BitsStored", 8)) - 1)
+    grey, rec["colour"] = _grey(raw.astype(np.float64) / full, path, cfg)
     v = grey
     rec.update(rescale=None, window=None, inverted=False)
   elif raw.ndim == 2:
