@@ -46,8 +46,15 @@ def save_dicom(path, stored, *, photometric="MONOCHROME2", slope=1.0, intercept=
   meta.TransferSyntaxUID = ExplicitVRLittleEndian
   ds = FileDataset(os.fspath(path), {}, file_meta=meta, preamble=b"\0" * 128)
   ds.PatientID, ds.Modality = "p1", "DX"
-  ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-  ds.Rows, ds.Columns = stored.shape
+  ds.SOPClassUID = meta.MediaStorageSOPClassUID
+  ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+  ds.Rows, ds.Columns = stored.shape[:2]
+  if stored.ndim == 3:  # RGB, 8 bit, interleaved
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = stored.astype(np.uint8).tobytes()
+    ds.save_as(os.fspath(path), enforce_file_format=True)
+    return
   ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
   ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
   ds.RescaleSlope, ds.RescaleIntercept = slope, intercept

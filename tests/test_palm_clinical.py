@@ -4,10 +4,13 @@
 import json
 import os
 
+import cv2
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from radiographs import hand, save_dicom, save_u8
 from scipy import ndimage
@@ -45,6 +48,16 @@ def test_dicom_rescale_window_and_monochrome1(tmp_path):
   gw, rw = clinical.read_radiograph(tmp_path / "w.dcm")
   assert rw["window"] == {"low": 1500.0, "high": 2500.0, "from": "dicom VOI"}
   np.testing.assert_allclose(gw, np.clip((stored - 1500) / 1000, 0, 1), atol=1e-6)
+  # RGB DICOM: grey stored as RGB is read as grey; a colour one is refused.
+  rgb = np.repeat(np.round(255 * x)[..., None], 3, -1)
+  save_dicom(tmp_path / "rgb.dcm", rgb)
+  grey, rrgb = clinical.read_radiograph(tmp_path / "rgb.dcm")
+  assert rrgb["colour"] == "grey stored as RGB" and rrgb["photometric"] == "RGB"
+  np.testing.assert_allclose(grey, np.round(255 * x) / 255, atol=1e-6)
+  rgb[..., 2] = 255 - rgb[..., 2]
+  save_dicom(tmp_path / "colour.dcm", rgb)
+  with pytest.raises(InputError, match="colour.dcm: a colour image"):
+    clinical.read_radiograph(tmp_path / "colour.dcm")
   # A file without the .dcm suffix is recognised by its DICM magic.
   os.rename(tmp_path / "m2.dcm", tmp_path / "m2")
   np.testing.assert_array_equal(clinical.read_radiograph(tmp_path / "m2")[0], got)
@@ -139,6 +152,31 @@ def test_wide_frame_small_hand_with_marker_and_collimator_edge(tmp_path):
   r = check_quality(cap)[0]
   assert r.ok, r.reason
   assert r.measures["extent"] > 0.8
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(20, 90), w=st.integers(20, 90), top=st.integers(-10, 60),
+       left=st.integers(-10, 60), bh=st.integers(16, 50), bw=st.integers(16, 50),
+       size=st.sampled_from([8, 16]), bg=st.floats(0, 0.5))
+def test_crop_is_a_padded_square_area_average(h, w, top, left, bh, bw, size, bg):
+  # Down-sampling (the crop side >= the capture side), as for any real radiograph.
+  rng = np.random.default_rng(h * 1000 + w)
+  x = rng.random((h, w)).astype(np.float32)
+  cfg = clinical.ClinicalConfig(size=size, margin=0.0)
+  box = (top, left, top + bh, left + bw)
+  out, rec = clinical.crop_to_capture(x, box, bg, cfg)
+  y0, x0, y1, x1 = rec["crop_box"]
+  side = max(bh, bw)
+  assert y1 - y0 == x1 - x0 == side and rec["scale"] == pytest.approx(size / side)
+  assert y0 <= top and x0 <= left and y1 >= top + bh and x1 >= left + bw
+  # Reference: the square cut from the image padded with bg (NumPy), resampled by
+  # OpenCV's exact area interpolation.
+  big = np.full((h + 2 * 200, w + 2 * 200), bg, np.float32)
+  big[200:200 + h, 200:200 + w] = x
+  sq = big[y0 + 200:y1 + 200, x0 + 200:x1 + 200]
+  np.testing.assert_allclose(out, cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA),
+                             atol=1e-5)
+  assert rec["padded"] == (y0 < 0 or x0 < 0 or y1 > h or x1 > w)
 
 
 def test_no_hand_keeps_the_whole_frame_and_the_gate_refuses_it(tmp_path):

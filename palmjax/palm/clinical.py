@@ -23,8 +23,8 @@ expects, a grey capture of the model's capture size in [0, 1] with bone bright:
 3. **crop** a square around the hand's bounding box with ``margin`` on every side (the
    aspect ratio is kept; where the square leaves the image it is padded with the
    background level, the median of the non-hand pixels), and **resample** it to ``size``
-   by area averaging (PIL box filter: every output pixel integrates its input footprint,
-   as a detector pixel does).
+   by exact area averaging (:func:`area_resize`: every output pixel integrates its input
+   footprint, as a detector pixel does).
 
 The record returned with the pixels says what was done: format, bit depth, colour,
 inversion, rescale, window, original size, crop box and scale. A file with no hand found
@@ -185,8 +185,26 @@ def read_radiograph(path: str | os.PathLike, config: ClinicalConfig = ClinicalCo
   return np.ascontiguousarray(grey, np.float32), rec
 
 
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+  """``[n_out, n_in]`` weights of exact area resampling: output pixel ``i`` covers input
+  ``[i, i + 1) * n_in / n_out``; each input pixel counts with its overlap (rows sum to 1)."""
+  edges = np.arange(n_out + 1) * (n_in / n_out)
+  j = np.arange(n_in)
+  w = np.clip(np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j), 0, None)
+  return w / w.sum(axis=1, keepdims=True)
+
+
+def area_resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
+  """Exact area resampling of float ``[H, W]`` to ``[h, w]`` (a detector pixel integrates
+  its footprint): separable, ``Wy @ x @ Wx.T``; equals OpenCV's ``INTER_AREA`` when
+  down-sampling."""
+  x = np.asarray(x, np.float64)
+  return (_area_weights(x.shape[0], h) @ x @ _area_weights(x.shape[1], w).T).astype(
+      np.float32)
+
+
 def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
-  """Area-averaging resize of float ``[H, W]`` (PIL box filter)."""
+  """Fast box-filter resize of float ``[H, W]`` (PIL), for the hand search only."""
   from PIL import Image
   im = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
   return np.asarray(im.resize((w, h), Image.Resampling.BOX), np.float32)
@@ -291,7 +309,7 @@ def crop_to_capture(image: np.ndarray, box: tuple[int, int, int, int] | None,
   if any(pad):
     src = np.pad(image, ((pad[0], pad[1]), (pad[2], pad[3])), constant_values=background)
   crop = src[y0 + pad[0]:y1 + pad[0], x0 + pad[2]:x1 + pad[2]]
-  out = np.clip(_resize(crop, config.size, config.size), 0.0, 1.0)
+  out = np.clip(area_resize(crop, config.size, config.size), 0.0, 1.0)
   return out, {"crop_box": [y0, x0, y1, x1], "padded": bool(any(pad)),
                "scale": config.size / side}
 
