@@ -153,12 +153,30 @@ def test_detector_results_and_bad_input(classifier, splits, tmp_path):
   Image.fromarray(u16).save(tmp_path / "c.png")
   r = det.detect_files([tmp_path / "c.png"])[0]
   assert r.source.endswith("c.png") and r.decision in ("live", "spoof", "recapture")
-  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "rgb.png")
-  with pytest.raises(InputError, match="grey"):
-    det.detect_files([tmp_path / "rgb.png"])
+  assert r.input == {"clinical": False, "format": "png", "bit_depth": 16, "colour": "grey",
+                     "original_size": [32, 32]}
+  # Grey stored as RGB is a capture too (same verdict); a colour photo is refused.
+  Image.fromarray(np.repeat((lr[0] * 255).round().astype(np.uint8), 3, -1)).save(
+      tmp_path / "rgb.png")
+  r_rgb = det.detect_files([tmp_path / "rgb.png"])[0]
+  assert r_rgb.input["colour"] == "grey stored as RGB" and r_rgb.decision == r.decision
+  colour = np.random.default_rng(0).integers(0, 255, (32, 32, 3)).astype(np.uint8)
+  Image.fromarray(colour).save(tmp_path / "colour.png")
+  with pytest.raises(InputError, match="colour image"):
+    det.detect_files([tmp_path / "colour.png"])
+  # Any other size is a full radiograph: cropped to the hand and resampled (clinical input);
+  # a flat one has no hand and is sent to re-capture.
   Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "big.png")
-  with pytest.raises(InputError, match="expects 32x32"):
-    det.detect_files([tmp_path / "big.png"])
+  r_big = det.detect_files([tmp_path / "big.png"])[0]
+  assert r_big.input["clinical"] and not r_big.input["hand_found"]
+  assert r_big.decision == "recapture" and r_big.reason.startswith("empty")
+  big = np.kron(lr[0, ..., 0], np.ones((5, 5)))  # the capture at 5x, in a wide black frame
+  wide = np.zeros((200, 420), np.float32)
+  wide[20:180, 200:360] = big
+  Image.fromarray((wide * 65535).round().astype(np.uint16)).save(tmp_path / "wide.png")
+  r_wide = det.detect_files([tmp_path / "wide.png"])[0]
+  assert r_wide.input["clinical"] and r_wide.input["original_size"] == [200, 420]
+  assert r_wide.input["crop_box"][1] >= 180 and r_wide.to_dict()["input"] == r_wide.input
   data = (tmp_path / "c.png").read_bytes()
   (tmp_path / "t.png").write_bytes(data[:len(data) // 3])
   with pytest.raises(InputError, match="truncated"):
@@ -287,3 +305,17 @@ def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
   assert main(["palm", "detect", "--classifier", str(classifier),
                str(tmp_path / "bad.png")]) == 2
   assert "empty file" in capsys.readouterr().err
+  # A DICOM radiograph (any size) is read through the clinical path; a corrupt one is one
+  # clear error line.
+  from radiographs import save_dicom
+  px = np.kron(lr[0, ..., 0], np.ones((3, 3)))
+  save_dicom(tmp_path / "x.dcm", np.round(4095 * (1 - px)), photometric="MONOCHROME1", bits=12)
+  assert main(["palm", "detect", "--classifier", str(classifier), str(tmp_path / "x.dcm")]) == 0
+  rec = json.loads(capsys.readouterr().out)
+  assert rec["input"]["format"] == "dicom" and rec["input"]["inverted"] is True
+  data = (tmp_path / "x.dcm").read_bytes()
+  (tmp_path / "bad.dcm").write_bytes(data[:400])
+  assert main(["palm", "detect", "--classifier", str(classifier),
+               str(tmp_path / "bad.dcm")]) == 2
+  err = capsys.readouterr().err
+  assert "corrupt or unreadable DICOM" in err and len(err.strip().splitlines()) == 1

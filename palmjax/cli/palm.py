@@ -77,8 +77,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _add_detect(sub: argparse._SubParsersAction) -> None:
   p = sub.add_parser("detect", help="run the pipeline on captures; JSON lines out",
-                     description="Quality gate -> SR -> classifier on each IMAGE (8/16-bit "
-                     "grey PNG/TIFF/NPY low-resolution capture). One JSON object per line.")
+                     description="Quality gate -> SR -> classifier on each IMAGE: a "
+                     "low-resolution capture (8/16-bit grey PNG/TIFF/NPY of the model's "
+                     "capture size) or a full radiograph of any size (PNG/JPEG/TIFF, 8 or "
+                     "16 bit, grey or grey stored as RGB, or DICOM), which is cropped to the "
+                     "hand and resampled first. One JSON object per line; its 'input' "
+                     "records what loading did (format, bit depth, inversion, crop box, "
+                     "scale).")
   p.add_argument("images", nargs="+", metavar="IMAGE")
   p.add_argument("--classifier", help="exported classifier (default: shipped)")
   p.add_argument("--threshold", type=float, help="override the saved threshold")

@@ -1,5 +1,7 @@
 """Palm bone-joint liveness (palm patent, pipeline P): quality gate, SR, classifier, tuning.
 
+* :mod:`palmjax.palm.clinical` — clinical input: a full radiograph (PNG/JPEG/TIFF/DICOM)
+  cropped to the hand at the capture size (P1);
 * :mod:`palmjax.palm.quality` — capture quality gate (P1b);
 * :mod:`palmjax.palm.sr` — SRCNN trained on simulated capture pairs (P2-P3);
 * :mod:`palmjax.palm.train` — liveness classifier training/evaluation (P4-P5);

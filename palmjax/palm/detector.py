@@ -1,6 +1,8 @@
 """The palm liveness pipeline end to end (palm patent steps P1, P1b, P2, P4, P7).
 
-load (8/16-bit PNG/TIFF/NPY) -> quality gate (re-capture with a reason) -> super-resolution
+load (a capture of the model's size, 8/16-bit PNG/TIFF/NPY, or a full clinical radiograph
+of any size, PNG/JPEG/TIFF/DICOM, cropped to the hand by :mod:`palmjax.palm.clinical`)
+-> quality gate (re-capture with a reason) -> super-resolution
 (or bicubic / raw, as the classifier was trained) -> classifier -> a result record.
 
 A spoof gets the patent's "recognition error" action; a live capture is passed on to
@@ -18,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from palmjax.errors import InputError, check_image_array
-from palmjax.io import load_image
 from palmjax.palm import quality as quality_lib
 from palmjax.palm import train as palm_train
 
@@ -37,6 +38,7 @@ class PalmResult:
   reason: str
   quality: dict[str, float]
   threshold: float
+  input: dict[str, Any] | None = None  # what loading did (palmjax.palm.clinical record)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -93,10 +95,15 @@ class PalmLivenessDetector:
     inputs = palm_train.classifier_inputs(x, self.train_config, self.sr_model)
     return palm_train.batched_proba(self.params, inputs, self.model_config)
 
-  def detect(self, images: Any, sources: Sequence[str] | None = None) -> list[PalmResult]:
-    """Runs the pipeline on a batch of captures; one result per capture."""
+  def detect(self, images: Any, sources: Sequence[str] | None = None,
+             inputs: Sequence[dict[str, Any] | None] | None = None) -> list[PalmResult]:
+    """Runs the pipeline on a batch of captures; one result per capture.
+
+    ``inputs``: per capture, the record of how it was loaded (copied into the result).
+    """
     x = self._check(np.asarray(images))
     sources = list(sources) if sources is not None else [f"#{i}" for i in range(len(x))]
+    inputs = list(inputs) if inputs is not None else [None] * len(x)
     q = (quality_lib.judge(quality_lib.quality_measures(x, border_px=self.quality.border_px),
                            self.quality) if self.quality else [None] * len(x))
     p = self.probabilities(x)
@@ -106,30 +113,31 @@ class PalmLivenessDetector:
       measures = qi.measures if qi else {}
       if qi is not None and not qi.ok:
         out.append(PalmResult(sources[i], None, "recapture", ACTIONS["recapture"], qi.reason,
-                              measures, self.threshold))
+                              measures, self.threshold, inputs[i]))
         continue
       live = bool(p[i] >= self.threshold)
       prob = float(live) if self.binary else float(p[i])
       decision = "live" if live else "spoof"
       out.append(PalmResult(sources[i], prob, decision, ACTIONS[decision],
                             f"P(live) {p[i]:.3f} {'>=' if live else '<'} threshold "
-                            f"{self.threshold:.3f}", measures, self.threshold))
+                            f"{self.threshold:.3f}", measures, self.threshold, inputs[i]))
     return out
 
   def detect_files(self, paths: Sequence[str | os.PathLike]) -> list[PalmResult]:
-    """Loads 8/16-bit PNG/TIFF/NPY captures (grey expected) and runs :meth:`detect`."""
-    imgs = []
+    """Loads captures or full radiographs and runs :meth:`detect`.
+
+    A grey 8/16-bit PNG/TIFF/NPY of the model's capture size is used as it is; any other
+    size (PNG / JPEG / TIFF, 8 or 16 bit, grey or grey stored as RGB) and DICOM go through
+    the clinical input path (:func:`palmjax.palm.clinical.load_capture`: hand found,
+    cropped with a margin, resampled). Each result's ``input`` records what was done.
+    """
+    from palmjax.palm import clinical
+    cfg = clinical.ClinicalConfig(size=self.lr_size)
+    imgs, recs = [], []
     for p in paths:
-      img = load_image(p)
-      if img.pixels.shape[-1] != 1:
-        raise InputError(f"{p}: palm bone-joint captures are grey; got "
-                         f"{img.pixels.shape[-1]} channels")
-      if img.bit_depth not in (8, 16, 32):
-        raise InputError(f"{p}: unsupported bit depth {img.bit_depth}; expected 8 or 16")
-      if img.pixels.shape[:2] != (self.lr_size, self.lr_size):
-        raise InputError(f"{p}: capture is {img.pixels.shape[1]}x{img.pixels.shape[0]}; "
-                         f"this model expects {self.lr_size}x{self.lr_size}")
-      imgs.append(img.pixels)
+      x, rec = clinical.load_capture(p, cfg)
+      imgs.append(x)
+      recs.append(rec)
     if not imgs:
       raise InputError("no images given")
-    return self.detect(np.stack(imgs), [os.fspath(p) for p in paths])
+    return self.detect(np.stack(imgs), [os.fspath(p) for p in paths], recs)

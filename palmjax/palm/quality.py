@@ -2,19 +2,26 @@
 
 Before a capture is classified, the device judges whether it is sharp and complete; if not,
 it asks for a re-capture and says why. The measures are jitted and batched; the decision
-compares them with named thresholds of :class:`QualityConfig`:
+compares them with named thresholds of :class:`QualityConfig`. Most measures are taken on
+the *hand mask* (:func:`hand_mask`): the pixels that stand out from the background after a
+background plane (a heel-effect or exposure gradient) has been fitted and removed, so an
+exactly black (masked) background of a clinical export and a grey, graded background of a
+raw capture are both background:
 
 * ``contrast``: standard deviation of the image (an empty / uniform capture has none);
-* ``saturated``: share of pixels at the ends of the range (over- or under-exposure);
+* ``saturated``: share of the hand's pixels clipped white (over-exposure). Black background
+  pixels are not counted: a masked background is meant to be black;
 * ``sharpness``: fine-scale over coarse-scale gradient energy,
   ``E(sigma=1) / E(sigma=2.5)`` with ``E(s) = mean |grad(G_s * x)|^2``. Blur removes the
   fine scale first, so the ratio falls towards its floor for a blurred capture; the
   Gaussian pre-smoothing makes it insensitive to pixel noise;
-* ``coverage``: share of the image the hand (foreground above the background level)
-  covers;
-* ``border``: the largest share of foreground along the top, left or right border: a hand
-  cut off by the field of view (fingers leaving the image) runs along one of them. The
-  bottom border is where the forearm enters and is not counted.
+* ``extent``: the hand's extent: the larger of the height and width share of the frame
+  that the hand mask spans (rows / columns holding at least 3% hand pixels). A hand whose
+  mask is thin (a child's hand, spread fingers) still spans the frame;
+* ``coverage``: share of the frame the hand mask covers (a hand too close fills it);
+* ``border``: the largest share of the hand mask along the top, left or right border: a
+  hand cut off by the field of view (fingers leaving the image) runs along one of them.
+  The bottom border is where the forearm enters and is not counted.
 """
 
 from __future__ import annotations
@@ -37,10 +44,17 @@ class QualityConfig:
   min_contrast: float = 0.02
   max_saturated: float = 0.75
   min_sharpness: float = 1.7
-  min_coverage: float = 0.08
+  min_extent: float = 0.3
   max_coverage: float = 0.9
   max_border: float = 0.6
   border_px: int = 2
+
+
+# Hand mask: a pixel is hand when it exceeds the fitted background plane by this share of
+# the range between the background and the bright end (98th percentile) of the image.
+MASK_LEVEL = 0.25
+# Rows / columns holding at least this share of hand pixels count towards the extent.
+_EXTENT_SHARE = 0.03
 
 
 def _grad_energy(x: jax.Array, sigma: float) -> jax.Array:
@@ -50,25 +64,93 @@ def _grad_energy(x: jax.Array, sigma: float) -> jax.Array:
   return jnp.mean(gx**2 + gy**2, axis=(1, 2, 3))
 
 
+def _plane_fit(g: jax.Array, w: jax.Array) -> jax.Array:
+  """Weighted least-squares plane ``a + b u + c v`` through ``g [N, H, W]`` (weights w)."""
+  n, h, wd = g.shape
+  v, u = jnp.meshgrid(jnp.linspace(-1.0, 1.0, h), jnp.linspace(-1.0, 1.0, wd), indexing="ij")
+  basis = jnp.stack([jnp.ones_like(u), u, v], -1).reshape(1, h * wd, 3)
+  bw = basis * w.reshape(n, h * wd, 1)
+  ata = jnp.einsum("npi,pj->nij", bw, basis[0]) + 1e-6 * jnp.eye(3)
+  atb = jnp.einsum("npi,np->ni", bw, g.reshape(n, h * wd))
+  coef = jnp.linalg.solve(ata, atb[..., None])[..., 0]
+  return jnp.einsum("pi,ni->np", basis[0], coef).reshape(n, h, wd)
+
+
+@jax.jit
+def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
+  """Hand pixels of a batch ``[N, H, W, 1]`` in [0, 1] (bone and soft tissue bright).
+
+  The background is modelled as a plane (a heel-effect / exposure gradient; a constant for
+  a masked black background), fitted by iteratively re-weighted least squares to the pixels
+  that are not brighter than it; a pixel is hand when the smoothed image exceeds that plane
+  by ``MASK_LEVEL`` of the range up to the image's 98th percentile. Returns bool
+  ``[N, H, W]``. Jittable and vmappable; no global threshold, so a background brighter on one
+  side than the hand's soft tissue on the other does not become "hand". ``valid`` (bool
+  ``[N, H, W]``, optional) marks the pixels that belong to the image (the rest, padding of a
+  fixed-size canvas, is ignored and never hand).
+  """
+  x = jnp.asarray(images, jnp.float32)[..., 0]
+  ok = jnp.ones(x.shape, bool) if valid is None else jnp.asarray(valid, bool)
+  g = gaussian_blur(x[..., None], 1.0, mode="nearest")[..., 0]
+  gv = jnp.where(ok, g, jnp.nan)
+  lo = jnp.nanquantile(gv, 0.02, axis=(1, 2), keepdims=True)
+  hi = jnp.nanquantile(gv, 0.98, axis=(1, 2), keepdims=True)
+  rng = jnp.maximum(hi - lo, 1e-6)
+  # Start from the darkest third (background in any radiograph with a hand in it), then
+  # refit on everything within a small band above the current plane.
+  w = ok & (g <= jnp.nanquantile(gv, 0.33, axis=(1, 2), keepdims=True))
+  plane = _plane_fit(g, w.astype(jnp.float32))
+  for band in (0.15, 0.1):
+    w = ok & (g - plane < band * rng)
+    plane = _plane_fit(g, w.astype(jnp.float32))
+  # A flat image (range under 1% of full scale) has no hand in it.
+  return ok & (g - plane > MASK_LEVEL * jnp.maximum(hi - plane, 1e-3 * rng)) & (rng > 0.01)
+
+
+def _open3(fg: jax.Array) -> jax.Array:
+  """Morphological opening of ``fg [N, H, W]`` by a 3x3 square (drops 1-2 px lines)."""
+  def pool(m, op, init):
+    return jax.lax.reduce_window(m, init, op, (1, 3, 3), (1, 1, 1), "SAME")
+  eroded = pool(fg, jax.lax.bitwise_and, True)
+  return pool(eroded, jax.lax.bitwise_or, False)
+
+
+def _extent(fg: jax.Array) -> jax.Array:
+  """Largest share of the frame's height or width the mask spans (``fg [N, H, W]``)."""
+  def span(profile):  # [N, L] bool -> share of L between the first and last True
+    L = profile.shape[1]
+    idx = jnp.arange(L)
+    first = jnp.min(jnp.where(profile, idx, L), axis=1)
+    last = jnp.max(jnp.where(profile, idx, -1), axis=1)
+    return jnp.maximum(last - first + 1, 0) / L
+  rows = jnp.mean(fg, axis=2) >= _EXTENT_SHARE
+  cols = jnp.mean(fg, axis=1) >= _EXTENT_SHARE
+  return jnp.maximum(span(rows), span(cols))
+
+
 @functools.partial(jax.jit, static_argnames=("border_px",))
 def quality_measures(images: ArrayLike, *, border_px: int = 2) -> dict[str, jax.Array]:
   """Per-image measures for a batch ``[N, H, W, 1]`` in [0, 1] (see module docstring)."""
   x = jnp.asarray(images, jnp.float32)
-  lo = jnp.quantile(x, 0.02, axis=(1, 2, 3), keepdims=True)
-  hi = jnp.quantile(x, 0.98, axis=(1, 2, 3), keepdims=True)
-  fg = x > lo + 0.3 * (hi - lo)
+  fg = hand_mask(x)
   b = border_px
-  # Share of foreground along each of the top, left and right borders; the worst side.
-  border = jnp.stack([jnp.mean(fg[:, :b], axis=(1, 2, 3)), jnp.mean(fg[:, :, :b], axis=(1, 2, 3)),
-                      jnp.mean(fg[:, :, -b:], axis=(1, 2, 3))], axis=1)
+  # Share of hand along each of the top, left and right borders; the worst side. The mask
+  # is opened first: a collimator edge or film border (a line 1-2 px wide at capture size)
+  # along a border is not a hand leaving the field.
+  fo = _open3(fg)
+  border = jnp.stack([jnp.mean(fo[:, :b], axis=(1, 2)), jnp.mean(fo[:, :, :b], axis=(1, 2)),
+                      jnp.mean(fo[:, :, -b:], axis=(1, 2))], axis=1)
   coarse = _grad_energy(x, 2.5)
   # Guard the ratio against a flat image (no gradient at all): report sharpness 0 there.
   sharp = jnp.where(coarse > 1e-12, _grad_energy(x, 1.0) / jnp.maximum(coarse, 1e-12), 0.0)
+  n_hand = jnp.sum(fg, axis=(1, 2))
+  clipped = jnp.sum(fg & (x[..., 0] >= 1 - 1e-3), axis=(1, 2))
   return {
       "contrast": jnp.std(x, axis=(1, 2, 3)),
-      "saturated": jnp.mean((x <= 1e-3) | (x >= 1 - 1e-3), axis=(1, 2, 3)),
+      "saturated": clipped / jnp.maximum(n_hand, 1),
       "sharpness": sharp,
-      "coverage": jnp.mean(fg, axis=(1, 2, 3)),
+      "extent": _extent(fg),
+      "coverage": jnp.mean(fg, axis=(1, 2)),
       "border": jnp.max(border, axis=1),
   }
 
@@ -91,10 +173,10 @@ def judge(measures: dict[str, Any], config: QualityConfig = QualityConfig()
         (v["contrast"] >= config.min_contrast,
          f"empty or uniform capture (contrast {v['contrast']:.3f} < {config.min_contrast})"),
         (v["saturated"] <= config.max_saturated,
-         f"over- or under-exposed ({100 * v['saturated']:.0f}% of pixels saturated)"),
-        (v["coverage"] >= config.min_coverage,
-         f"no hand in view (coverage {100 * v['coverage']:.0f}% < "
-         f"{100 * config.min_coverage:.0f}%)"),
+         f"over-exposed ({100 * v['saturated']:.0f}% of the hand clipped white)"),
+        (v["extent"] >= config.min_extent,
+         f"no hand in view (the hand spans {100 * v['extent']:.0f}% of the frame < "
+         f"{100 * config.min_extent:.0f}%)"),
         (v["coverage"] <= config.max_coverage,
          f"hand fills the view (coverage {100 * v['coverage']:.0f}%): move it back"),
         (v["border"] <= config.max_border,
