@@ -232,3 +232,37 @@ def test_check_uses_detection(tmp_path, astronaut):
                   timestamps=np.array([0.0, 0.04]))
   rec = face.check(empty, astronaut, m, cfg)
   assert rec.outcome == "recapture" and "no face" in rec.reason
+
+
+def test_bad_session_files(tmp_path):
+  from palmjax.face import session_io
+  d = tmp_path / "s"
+  d.mkdir()
+  for i in range(2):
+    save_image(str(d / f"{i}.png"), np.full((16, 16, 3), 0.5, np.float32))
+  (d / "echo.npy").write_text("not an array\n")
+  (d / "session.json").write_text(json.dumps({"fps": 25, "echo": {"file": "echo.npy",
+                                                                   "fs": 192000}}))
+  with pytest.raises(InputError, match="echo.npy: not a NumPy"):
+    session_io.load_session(d)
+  np.save(d / "echo.npy", np.zeros(64, np.float32))
+  (d / "session.json").write_text(json.dumps({"fps": 25, "echo": {"file": "echo.npy"}}))
+  with pytest.raises(InputError, match="sample rate"):
+    session_io.load_session(d)
+  (d / "session.json").write_text(json.dumps({"fps": 25, "echo": {"file": "echo.npy",
+                                                                   "fs": -1}}))
+  with pytest.raises(InputError, match="positive"):
+    session_io.load_session(d)
+  z = tmp_path / "x.npz"
+  np.savez(z, frames=np.zeros((2, 16, 16, 3), np.float32), echo=np.zeros(8, np.float32))
+  with pytest.raises(InputError, match="echo_fs"):
+    session_io.load_session(z)
+
+
+def test_face_simulate_bad_arguments(tmp_path, capsys):
+  f = tmp_path / "file"
+  f.write_text("x")
+  assert cli_main(["face", "simulate", "--out", str(f), "--n", "1"]) == 2
+  assert cli_main(["face", "simulate", "--out", str(tmp_path / "o"), "--n", "0"]) == 2
+  err = capsys.readouterr().err
+  assert "not a directory" in err and "--n must be >= 1" in err

@@ -91,6 +91,10 @@ def _simulate(args: argparse.Namespace) -> int:
   bad = set(args.kinds) - set(S.KINDS)
   if bad:
     raise InputError(f"--kinds: unknown kinds {sorted(bad)}; choose from {S.KINDS}")
+  if args.n < 1:
+    raise InputError(f"--n must be >= 1 (sessions per kind), got {args.n}")
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise InputError(f"--out {args.out}: exists and is not a directory")
   os.makedirs(args.out, exist_ok=True)
   cfg = S.SessionConfig(echo=not args.no_echo)
   for kind in args.kinds:

@@ -53,12 +53,14 @@ def load_frames_dir(directory: str | os.PathLike, *, fps: float | None = None) -
       raise InputError(f"{mpath}: {ts.size} timestamps for {len(frames)} frames")
   recording = None
   if "echo" in meta:
-    from palmjax import echo
     e = meta["echo"]
+    if not isinstance(e, dict) or "file" not in e or "fs" not in e:
+      raise InputError(f"{mpath}: 'echo' must be {{\"file\": ..., \"fs\": <sample rate, Hz>}}, "
+                       f"got {e!r}")
     epath = os.path.join(d, e["file"])
     if not os.path.exists(epath):
       raise InputError(f"{mpath}: echo file {epath} does not exist")
-    recording = echo.Recording(np.load(epath), float(e["fs"]))
+    recording = _recording(_load_npy(epath, "echo recording"), e["fs"], mpath)
   bt = meta.get("blink_times")
   return Session(frames=np.stack(frames), timestamps=ts, recording=recording,
                  blink_times=None if bt is None else np.asarray(bt, np.float64), source=d)
@@ -158,6 +160,27 @@ def save_npz(path: str | os.PathLike, session: Session, enrolled: Any | None = N
       np.savez_compressed(f, **arrays)
 
 
+def _load_npy(path: str, what: str) -> np.ndarray:
+  """A ``.npy`` array, or an :class:`InputError` naming the file (text, empty, pickled)."""
+  if os.path.getsize(path) == 0:
+    raise InputError(f"{path}: empty file (expected the {what} as a .npy array)")
+  try:
+    return np.load(path, allow_pickle=False)
+  except Exception:  # noqa: BLE001 - any decoding failure is bad input
+    raise InputError(f"{path}: not a NumPy .npy array (expected the {what})") from None
+
+
+def _recording(samples: Any, fs: Any, where: str):
+  from palmjax import echo
+  try:
+    rate = float(np.asarray(fs))
+  except (TypeError, ValueError):
+    raise InputError(f"{where}: echo sample rate {fs!r} is not a number") from None
+  if not np.isfinite(rate) or rate <= 0:
+    raise InputError(f"{where}: echo sample rate must be a positive number of Hz, got {rate}")
+  return echo.Recording(np.asarray(samples), rate)
+
+
 def load_npz(path: str | os.PathLike) -> Session:
   p = os.fspath(path)
   if not os.path.isfile(p):
@@ -170,8 +193,9 @@ def load_npz(path: str | os.PathLike) -> Session:
     raise InputError(f"{p}: no 'frames' array inside")
   recording = None
   if "echo" in z:
-    from palmjax import echo
-    recording = echo.Recording(z["echo"], float(z["echo_fs"]))
+    if "echo_fs" not in z:
+      raise InputError(f"{p}: holds an 'echo' recording but no 'echo_fs' sample rate")
+    recording = _recording(z["echo"], z["echo_fs"], p)
   meta = json.loads(str(z["meta"])) if "meta" in z else {}
   return Session(frames=z["frames"], timestamps=z["timestamps"] if "timestamps" in z else None,
                  recording=recording,
