@@ -22,7 +22,6 @@ Prints markdown tables; ``--report`` writes every figure as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -75,7 +74,6 @@ def _sim_baseline(test):
 
   from palmjax import face
   from palmjax.face import train_real as T
-  from palmjax.metrics.pad import threshold_for
   m = face.load_models(face.sim_models_path())
   x = np.asarray(jax.image.resize(jnp.asarray(test["face"], jnp.float32) / 255,
                                   (len(test["face"]), 64, 64, 3), "linear")).clip(0, 1)
@@ -86,7 +84,6 @@ def _sim_baseline(test):
     zs[c] = getattr(m, c).log_odds(feats)
   fused = T.fused_log_odds(zs["colour"], zs["texture"])
   thr = float(np.log(m.fusion.image_threshold / (1 - m.fusion.image_threshold)))
-  del threshold_for
   return [_row("simulator-only models, fused (before)", fused, test["label"], thr)]
 
 
