@@ -114,9 +114,44 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
   p.set_defaults(func=_tune)
 
 
+def _add_realism(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser(
+      "realism", help="real-vs-simulated two-sample test (cross-validated AUC)",
+      description="Tell real radiographs (--real DIR: PNG/JPEG/TIFF) from as many simulated "
+      "live captures with a cross-validated logistic regression on simple image statistics "
+      "and on 16x16 pixels, at the capture size. ROC AUC 0.5 = indistinguishable, 1 = "
+      "perfectly separable. Prints a table and one JSON line.")
+  p.add_argument("--real", required=True, metavar="DIR", help="folder of real radiographs")
+  p.add_argument("--n-sim", type=int, help="simulated captures (default: as many as real)")
+  p.add_argument("--seed", type=int, default=0, help="PRNG / fold seed (default 0)")
+  p.add_argument("--limit", type=int, help="use a random subset of this many real images")
+  p.add_argument("--style", default="v1", help="simulator style (v1, v2; default v1)")
+  p.add_argument("--which", choices=("lr", "hr"), default="lr",
+                 help="compare the LR capture (the detector's input; default) or the HR one")
+  p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+  p.set_defaults(func=_realism)
+
+
+def _realism(args: argparse.Namespace) -> int:
+  import json
+
+  from palmjax.errors import InputError
+  from palmjax.palm import realism
+
+  if args.limit is not None and args.limit < args.folds:
+    raise InputError(f"--limit must be >= --folds ({args.folds}), got {args.limit}")
+  if args.folds < 2:
+    raise InputError(f"--folds must be >= 2, got {args.folds}")
+  rep = realism.realism_test(args.real, n_sim=args.n_sim, seed=args.seed, limit=args.limit,
+                             style=args.style, which=args.which, folds=args.folds)
+  print(realism.summary_table(rep))
+  print(json.dumps(rep.to_dict()))
+  return 0
+
+
 _SUBCOMMANDS = {"simulate": _add_simulate, "train": _add_train, "train-sr": _add_train_sr,
                 "eval": _add_eval, "detect": _add_detect, "feedback": _add_feedback,
-                "tune": _add_tune}
+                "tune": _add_tune, "realism": _add_realism}
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -72,6 +72,9 @@ from palmjax.kernels.filters import gaussian_blur
 ATTACK_NAMES = ("live", "model_no_bones", "model_simple_bones", "model_other_bones",
                 "printed_radiograph")
 LIVE = 0
+# Simulator looks (``PalmXrayConfig.style``): "v1" the original look (the shipped classifier
+# was trained on it), "v2" calibrated against real clinical hand radiographs.
+STYLES = ("v1", "v2")
 
 # ---------------------------------------------------------------------------------------
 # Attenuation. Mass attenuation coefficients mu/rho (cm^2/g) at 40, 50 and 60 keV and the
@@ -237,6 +240,7 @@ class PalmXrayConfig:
   spread_range: tuple[float, float] = (0.6, 1.5)
   texture_mm: float = 1.0
   vmap_chunk: int = 0
+  style: str = "v1"
 
   def __post_init__(self):
     def bad(name, msg):
@@ -264,6 +268,8 @@ class PalmXrayConfig:
       v = getattr(self, name)
       if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
         bad(name, f"must be a finite number > 0, got {v!r}")
+    if self.style not in STYLES:
+      bad("style", f"must be one of {STYLES}, got {self.style!r}")
     if not isinstance(self.vmap_chunk, int) or self.vmap_chunk < 0:
       bad("vmap_chunk", f"must be an integer >= 0, got {self.vmap_chunk!r}")
     if not (isinstance(self.energy_kev, (int, float)) and 40.0 <= self.energy_kev <= 60.0):
