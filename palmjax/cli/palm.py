@@ -27,6 +27,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                  help="probability of a live sample (default 0.5)")
   p.add_argument("--sheet", metavar="PNG",
                  help="also write a contact sheet (each attack kind at HR and LR)")
+  p.add_argument("--style", default="v1",
+                 help="simulator look: v1 (the shipped classifier's) or v2 (calibrated "
+                 "against real radiographs); default v1")
   p.set_defaults(func=_simulate)
 
 
@@ -289,7 +292,7 @@ def _simulate(args: argparse.Namespace) -> int:
   if args.batch < 1:
     raise InputError(f"--batch must be >= 1, got {args.batch}")
   cfg = palm_xray.PalmXrayConfig(size=args.size, scale=args.scale,
-                                 live_fraction=args.live_fraction)
+                                 live_fraction=args.live_fraction, style=args.style)
   out = os.path.abspath(args.out)
   if os.path.exists(out) and not os.path.isdir(out):
     raise InputError(f"--out {out}: exists and is not a directory")
