@@ -83,10 +83,11 @@ STYLES = ("v1", "v2")
 # 0.6 fixed), dose factor on ``exposure_range``, the frame's side in mm per unit hand scale,
 # and the share of captures whose background the display masks to black.
 V2_PSF_PX = (0.2, 1.2)
-V2_DOSE = (20.0, 2000.0)
-V2_FRAME_MM = (215.0, 270.0)
-V2_MASKED = 0.75
+V2_DOSE = (100.0, 5000.0)
+V2_FRAME_MM = (190.0, 235.0)
+V2_MASKED = 0.35
 V2_MARKER = 0.7
+V2_ROTATION_DEG = 20.0
 
 # ---------------------------------------------------------------------------------------
 # Attenuation. Mass attenuation coefficients mu/rho (cm^2/g) at 40, 50 and 60 keV and the
@@ -797,13 +798,14 @@ def _draw_v2(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
       lr_psf_factor=u(0.0, 1.0),
       dose=jnp.exp(u(math.log(V2_DOSE[0]), math.log(V2_DOSE[1]))),
       # Display: dynamic-range compression, edge enhancement, levels, gamma, masking.
-      drc=u(0.1, 0.5),
-      edge_gain=u(0.0, 0.6),
-      soft_level=u(0.02, 0.12),
-      top_level=u(0.45, 0.85),
-      gamma=jnp.exp(u(math.log(0.6), math.log(1.1))),
+      drc=u(0.3, 0.7),
+      edge_gain=u(0.0, 0.3),
+      soft_level=u(0.04, 0.16),
+      top_level=u(0.6, 0.95),
+      gamma=jnp.exp(u(math.log(1.0), math.log(1.8))),
       masked=(u() < V2_MASKED).astype(jnp.float32),
-      bg_level=u(0.03, 0.3),
+      bg_level=0.005 + 0.25 * u() ** 2,
+      collimator=u(0.32, 0.5),
       # Lead side marker ("L"): present, side, height, size (mm), glyph / tab levels.
       marker=(u() < V2_MARKER).astype(jnp.float32),
       marker_x=jnp.where(u() < 0.5, -1.0, 1.0) * u(0.3, 0.42),
@@ -814,7 +816,8 @@ def _draw_v2(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
       magnification=cfg.fov_mm / frame,
       frame_mm=frame,
       shift_y_mm=s * 90.0 - (s * 198.0 + 0.04 * frame - 0.5 * frame),
-      shift_x_mm=u(-0.06, 0.06) * frame,
+      shift_x_mm=u(-0.1, 0.1) * frame,
+      rotation_deg=u(-V2_ROTATION_DEG, V2_ROTATION_DEG),
   )
 
 
@@ -841,7 +844,7 @@ def _marker(img, q, cfg: PalmXrayConfig):
 def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
   """Clinical display of measured line integrals: mask, DRC, window, edges, 8 bit.
 
-  1. Foreground: the line integral smoothed over ~1.5 mm above 15 % of the way from the
+  1. Foreground: the line integral smoothed over ~1.5 mm above 6 % of the way from the
      background level to the 99th percentile (what the display software segments).
   2. Dynamic-range compression: ``p - drc * G_10mm(p)`` evens out soft-tissue thickness.
   3. Window from the HR foreground's 1st and 99.9th percentiles to ``[soft, top]`` with a
@@ -857,30 +860,35 @@ def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
 
   s_hr = smooth(pv_hr, 1.5)
   b_lo, b_hi = jnp.quantile(s_hr, 0.01), jnp.quantile(s_hr, 0.99)
-  thr = b_lo + 0.15 * jnp.maximum(b_hi - b_lo, 1e-3)
+  thr = b_lo + 0.06 * jnp.maximum(b_hi - b_lo, 1e-3)
 
   def compress(pv):
     return pv - q["drc"] * smooth(pv, 10.0)
 
   d_hr = compress(pv_hr)
   fg_hr = s_hr > thr
+  soft_edge = 0.5 * (thr - b_lo) + 1e-3   # skin-edge ramp of the segmentation
   vals = jnp.where(fg_hr, d_hr, jnp.nan)
-  lo, hi = jnp.nanquantile(vals, 0.01), jnp.nanquantile(vals, 0.999)
+  lo, hi = jnp.nanquantile(vals, 0.01), jnp.nanquantile(vals, 0.995)
   lo = jnp.where(jnp.isfinite(lo), lo, jnp.min(d_hr))   # an empty foreground
   hi = jnp.maximum(jnp.where(jnp.isfinite(hi), hi, jnp.max(d_hr)), lo + 1e-3)
   span = q["top_level"] - q["soft_level"]
 
-  def render(pv, fg):
-    v = jnp.clip((compress(pv) - lo) / (hi - lo), 0.0, 1.5) ** q["gamma"]
+  def render(pv, fg):  # fg: the smoothed line integral the segmentation thresholds
+    v = jnp.clip((compress(pv) - lo) / (hi - lo), 0.0, 1.0) ** q["gamma"]
     disp = q["soft_level"] + span * v
     disp = disp + q["edge_gain"] * (disp - gaussian_blur(disp[..., None], 1.0, truncate=3.0,
                                                          mode="nearest")[..., 0])
-    bg = q["bg_level"] + span / (hi - lo) * (pv - b_lo)
-    return jnp.where(fg, disp, jnp.where(q["masked"] > 0.5, 0.0, bg))
+    bg = q["bg_level"] + 0.3 * span / (hi - lo) * (pv - b_lo)
+    w = jnp.clip((fg - thr) / soft_edge, 0.0, 1.0)
+    out = w * disp + (1.0 - w) * jnp.where(q["masked"] > 0.5, 0.0, bg)
+    # Collimator shutters left and right of the hand, blacked out by the display.
+    c = (jnp.arange(out.shape[1], dtype=jnp.float32) + 0.5) / out.shape[1] - 0.5
+    return jnp.where(jnp.abs(c - q["shift_x_mm"] / q["frame_mm"])[None, :] < q["collimator"],
+                     out, 0.0)
 
-  out_hr = render(pv_hr, fg_hr)
-  fg_lr = smooth(pv_lr, 1.5) > thr
-  out_lr = render(pv_lr, fg_lr)
+  out_hr = render(pv_hr, s_hr)
+  out_lr = render(pv_lr, smooth(pv_lr, 1.5))
   gain = jnp.minimum(1.0, 0.97 / jnp.maximum(jnp.max(out_hr), 1e-3))
   out_hr = _marker(out_hr, q, cfg) / gain
   out_lr = _marker(out_lr, q, cfg) / gain
@@ -894,9 +902,12 @@ def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
   p = _draw_params(k_par, forced_attack, cfg)
   if cfg.style == "v2":
     q = _draw_v2(jax.random.fold_in(key, 2), p, cfg)
+    # Flat-field (gain) calibration of a digital detector removes the heel effect.
     p = dict(p, exposure=p["exposure"] * q["dose"], gamma=q["gamma"], psf_px=q["psf_px"],
+             heel=jnp.zeros_like(p["heel"]),
              lr_psf_factor=q["lr_psf_factor"],
-             **{k: q[k] for k in ("magnification", "shift_x_mm", "shift_y_mm")})
+             **{k: q[k] for k in ("magnification", "shift_x_mm", "shift_y_mm",
+                                  "rotation_deg")})
   f = _object_frame(p, k_geo, cfg)
   no_joint = jnp.zeros(f["env"].shape, bool)
   branches = [
