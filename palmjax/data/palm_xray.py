@@ -84,7 +84,7 @@ STYLES = ("v1", "v2")
 # and the share of captures whose background the display masks to black.
 V2_PSF_PX = (0.2, 1.2)
 V2_DOSE = (100.0, 5000.0)
-V2_FRAME_MM = (190.0, 235.0)
+V2_FRAME_MM = (200.0, 250.0)
 V2_MASKED = 0.35
 V2_MARKER = 0.7
 V2_ROTATION_DEG = 20.0
@@ -543,8 +543,9 @@ def _hand_geometry(p: dict[str, jax.Array], key, style: str = "v1") -> dict[str,
                            jnp.asarray([14.0]) * s, f_r, bulge_r])
   env_c = jnp.concatenate([jnp.asarray([18.0, 15.0]) * s, jnp.full((5,), 14.5) * s,
                            jnp.asarray([14.0]) * s, 0.85 * f_r, 0.85 * bulge_r])
-  if v2:
-    env_c = env_c * _SOFT_DEPTH_V2
+  if v2:  # thinner palm and fingers; a slimmer forearm (solid 0) that keeps its depth
+    env_c = env_c * jnp.asarray([1.0] + [_SOFT_DEPTH_V2] * (env_c.shape[0] - 1))
+    env_r = env_r.at[0].multiply(0.8)
   return dict(a=a, b=b, r=r, waist=waist, tubular=tubular, plate_t=plate_t,
               seg_len=seg_len, oss=ossified, n_tubes=19,
               joint_c=joint_c, joint_u=d[j],
@@ -798,11 +799,11 @@ def _draw_v2(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
       lr_psf_factor=u(0.0, 1.0),
       dose=jnp.exp(u(math.log(V2_DOSE[0]), math.log(V2_DOSE[1]))),
       # Display: dynamic-range compression, edge enhancement, levels, gamma, masking.
-      drc=u(0.3, 0.7),
+      drc=u(0.0, 0.35),
       edge_gain=u(0.0, 0.3),
       soft_level=u(0.04, 0.16),
       top_level=u(0.6, 0.95),
-      gamma=jnp.exp(u(math.log(1.0), math.log(1.8))),
+      gamma=jnp.exp(u(math.log(0.8), math.log(1.4))),
       masked=(u() < V2_MASKED).astype(jnp.float32),
       bg_level=0.005 + 0.25 * u() ** 2,
       collimator=u(0.32, 0.5),
