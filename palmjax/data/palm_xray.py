@@ -84,7 +84,7 @@ STYLES = ("v1", "v2")
 # and the share of captures whose background the display masks to black.
 V2_PSF_PX = (0.2, 1.2)
 V2_DOSE = (100.0, 5000.0)
-V2_FRAME_MM = (200.0, 250.0)
+V2_FRAME_MM = (230.0, 290.0)
 V2_MASKED = 0.35
 V2_MARKER = 0.7
 V2_ROTATION_DEG = 20.0
