@@ -49,6 +49,20 @@ model with bones of other materials) plus a printed radiograph:
   print gamma, the source's own noise baked in; its quantum noise follows the ink, not a
   hand's thickness.
 
+Styles (``PalmXrayConfig.style``). ``"v1"`` is the look above (automatic quantile window,
+grey noisy background with a heel-effect gradient, a fixed PSF); the shipped classifier was
+trained on it and it stays the default. ``"v2"`` is calibrated against real clinical hand
+radiographs with ``palmjax palm realism``: a separate radius and ulna, smaller carpals with
+joint spaces, a marrow-filled medullary canal, thinner palm soft tissue; a flat-fielded
+detector (no heel gradient); acquisition blur and dose drawn per sample on both sides of
+v1's, from their own key and for every class alike (so sharpness or noise alone cannot
+decide liveness); the clinical display chain (:func:`_display_v2`: segmentation with a soft
+skin edge, mild dynamic-range compression, a window that keeps soft tissue dark and never
+clips white, unsharp-mask edge enhancement, background masked to exactly 0 in most
+captures, collimator shutters, a lead side marker, 8-bit levels); and framing as a
+clinical loader crops the hand (fingertips near the top, forearm leaving the bottom).
+The spoof objects are the same in both styles; only the acquisition and display differ.
+
 Global statistics (mean, std, intensity histogram) overlap between the classes by
 construction (randomised exposure, thickness and automatic window): the differences lie in
 bones, cortex, trabecular texture, growth plates and joint spaces.
