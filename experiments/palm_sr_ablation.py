@@ -19,7 +19,7 @@ import os
 import jax
 import numpy as np
 
-from palmjax.data.palm_xray import ATTACK_NAMES
+from palmjax.data.palm_xray import ATTACK_NAMES, STYLES
 from palmjax.metrics import pad_report
 from palmjax.palm import train as palm_train
 
@@ -27,6 +27,9 @@ from palmjax.palm import train as palm_train
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--sim-style", default="v1", choices=STYLES,
+                  help="simulator look (v1: the shipped classifier's, v2: calibrated against "
+                  "real radiographs; default v1)")
   ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   ap.add_argument("--steps", type=int, default=600)
   ap.add_argument("--n-train", type=int, default=1024)
@@ -45,7 +48,8 @@ def main() -> None:
   for seed in args.seeds:
     base = palm_train.PalmTrainConfig(n_train=args.n_train, num_steps=args.steps,
                                       n_val=args.n_val,
-                                      data_seed=seed, seed=seed, eval_every=args.steps)
+                                      data_seed=seed, seed=seed, eval_every=args.steps,
+                                      sim_style=args.sim_style)
     # One simulated split per seed, shared by the three inputs (same data, same budget).
     raw = palm_train.make_splits(base, progress=True, keep_hr=args.oracle_hr)
     test = palm_train.simulate(jax.random.key(10_000 + seed), args.n_test, base.sim_config(),

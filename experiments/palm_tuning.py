@@ -17,7 +17,7 @@ import os
 import jax
 import numpy as np
 
-from palmjax.data.palm_xray import ATTACK_NAMES
+from palmjax.data.palm_xray import ATTACK_NAMES, STYLES
 from palmjax.metrics import pad_report
 from palmjax.palm import train as palm_train
 from palmjax.palm.detector import PalmLivenessDetector
@@ -28,6 +28,9 @@ from palmjax.palm.tune import TuneConfig, tune
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--sim-style", default="v1", choices=STYLES,
+                  help="simulator look (v1: the shipped classifier's, v2: calibrated against "
+                  "real radiographs; default v1)")
   ap.add_argument("--new-kind", default="printed_radiograph", choices=ATTACK_NAMES[1:])
   ap.add_argument("--steps", type=int, default=600)
   ap.add_argument("--tune-steps", type=int, default=300)
@@ -44,7 +47,8 @@ def main() -> None:
 
   cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                                    num_steps=args.steps, exclude_attacks=(kind,),
-                                   eval_every=args.steps)
+                                   eval_every=args.steps,
+                                   sim_style=args.sim_style)
   model = os.path.join(args.workdir, "deployed")
   palm_train.train(cfg, os.path.join(args.workdir, "train"), export_to=model, progress=True,
                    log=lambda s: None)

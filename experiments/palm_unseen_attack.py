@@ -15,7 +15,7 @@ import os
 import jax
 import numpy as np
 
-from palmjax.data.palm_xray import ATTACK_NAMES
+from palmjax.data.palm_xray import ATTACK_NAMES, STYLES
 from palmjax.metrics import pad_report
 from palmjax.palm import train as palm_train
 
@@ -23,6 +23,9 @@ from palmjax.palm import train as palm_train
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--sim-style", default="v1", choices=STYLES,
+                  help="simulator look (v1: the shipped classifier's, v2: calibrated against "
+                  "real radiographs; default v1)")
   ap.add_argument("--steps", type=int, default=600)
   ap.add_argument("--n-train", type=int, default=1024)
   ap.add_argument("--n-test", type=int, default=400)
@@ -41,7 +44,8 @@ def main() -> None:
   for kind in args.kinds:
     cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                                      num_steps=args.steps, exclude_attacks=(kind,),
-                                     pseudo_spoofs=args.pseudo_spoofs, eval_every=args.steps)
+                                     pseudo_spoofs=args.pseudo_spoofs, eval_every=args.steps,
+                                     sim_style=args.sim_style)
     params, summary = palm_train.train(cfg, os.path.join(args.workdir, kind), progress=True,
                                        log=lambda s: None)
     sr = palm_train.load_sr_for(cfg)

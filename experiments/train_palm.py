@@ -26,7 +26,7 @@ import pathlib
 
 import jax
 
-from palmjax.data.palm_xray import ATTACK_NAMES
+from palmjax.data.palm_xray import ATTACK_NAMES, STYLES
 from palmjax.metrics import pad_report, plot_roc_det
 from palmjax.palm.detector import PalmLivenessDetector
 from palmjax.palm.sr import train_palm_sr
@@ -42,6 +42,9 @@ def comma_separated_ints(text: str) -> tuple[int, ...]:
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--sim-style", default="v1", choices=STYLES,
+                  help="simulator look (v1: the shipped classifier's, v2: calibrated against "
+                  "real radiographs; default v1)")
   ap.add_argument("--workdir", default="runs/palm_recipe")
   ap.add_argument("--out", default=str(REPO / "checkpoints"))
   ap.add_argument("--input", default="srcnn", choices=("lr", "bicubic", "srcnn"))
@@ -71,7 +74,8 @@ def main() -> None:
                         n_val=args.n_val, hidden=args.hidden,
                         features=tuple(args.features),
                         sr_checkpoint=(None if shipped or args.input != "srcnn"
-                                       or args.sr_steps == 0 else sr_path))
+                                       or args.sr_steps == 0 else sr_path),
+                        sim_style=args.sim_style)
   train(cfg, os.path.join(args.workdir, "classifier"), export_to=clf_path,
         progress=not args.no_progress, log=lambda m: print(m, flush=True))
 

@@ -27,6 +27,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                  help="probability of a live sample (default 0.5)")
   p.add_argument("--sheet", metavar="PNG",
                  help="also write a contact sheet (each attack kind at HR and LR)")
+  p.add_argument("--style", default="v1",
+                 help="simulator look: v1 (the shipped classifier's) or v2 (calibrated "
+                 "against real radiographs); default v1")
   p.set_defaults(func=_simulate)
 
 
@@ -119,9 +122,44 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
   p.set_defaults(func=_tune)
 
 
+def _add_realism(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser(
+      "realism", help="real-vs-simulated two-sample test (cross-validated AUC)",
+      description="Tell real radiographs (--real DIR: PNG/JPEG/TIFF) from as many simulated "
+      "live captures with a cross-validated logistic regression on simple image statistics "
+      "and on 16x16 pixels, at the capture size. ROC AUC 0.5 = indistinguishable, 1 = "
+      "perfectly separable. Prints a table and one JSON line.")
+  p.add_argument("--real", required=True, metavar="DIR", help="folder of real radiographs")
+  p.add_argument("--n-sim", type=int, help="simulated captures (default: as many as real)")
+  p.add_argument("--seed", type=int, default=0, help="PRNG / fold seed (default 0)")
+  p.add_argument("--limit", type=int, help="use a random subset of this many real images")
+  p.add_argument("--style", default="v1", help="simulator style (v1, v2; default v1)")
+  p.add_argument("--which", choices=("lr", "hr"), default="lr",
+                 help="compare the LR capture (the detector's input; default) or the HR one")
+  p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+  p.set_defaults(func=_realism)
+
+
+def _realism(args: argparse.Namespace) -> int:
+  import json
+
+  from palmjax.errors import InputError
+  from palmjax.palm import realism
+
+  if args.limit is not None and args.limit < args.folds:
+    raise InputError(f"--limit must be >= --folds ({args.folds}), got {args.limit}")
+  if args.folds < 2:
+    raise InputError(f"--folds must be >= 2, got {args.folds}")
+  rep = realism.realism_test(args.real, n_sim=args.n_sim, seed=args.seed, limit=args.limit,
+                             style=args.style, which=args.which, folds=args.folds)
+  print(realism.summary_table(rep))
+  print(json.dumps(rep.to_dict()))
+  return 0
+
+
 _SUBCOMMANDS = {"simulate": _add_simulate, "train": _add_train, "train-sr": _add_train_sr,
                 "eval": _add_eval, "detect": _add_detect, "feedback": _add_feedback,
-                "tune": _add_tune}
+                "tune": _add_tune, "realism": _add_realism}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -259,7 +297,7 @@ def _simulate(args: argparse.Namespace) -> int:
   if args.batch < 1:
     raise InputError(f"--batch must be >= 1, got {args.batch}")
   cfg = palm_xray.PalmXrayConfig(size=args.size, scale=args.scale,
-                                 live_fraction=args.live_fraction)
+                                 live_fraction=args.live_fraction, style=args.style)
   out = os.path.abspath(args.out)
   if os.path.exists(out) and not os.path.isdir(out):
     raise InputError(f"--out {out}: exists and is not a directory")

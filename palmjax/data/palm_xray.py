@@ -49,6 +49,20 @@ model with bones of other materials) plus a printed radiograph:
   print gamma, the source's own noise baked in; its quantum noise follows the ink, not a
   hand's thickness.
 
+Styles (``PalmXrayConfig.style``). ``"v1"`` is the look above (automatic quantile window,
+grey noisy background with a heel-effect gradient, a fixed PSF); the shipped classifier was
+trained on it and it stays the default. ``"v2"`` is calibrated against real clinical hand
+radiographs with ``palmjax palm realism``: a separate radius and ulna, smaller carpals with
+joint spaces, a marrow-filled medullary canal, thinner palm soft tissue; a flat-fielded
+detector (no heel gradient); acquisition blur and dose drawn per sample on both sides of
+v1's, from their own key and for every class alike (so sharpness or noise alone cannot
+decide liveness); the clinical display chain (:func:`_display_v2`: segmentation with a soft
+skin edge, mild dynamic-range compression, a window that keeps soft tissue dark and never
+clips white, unsharp-mask edge enhancement, background masked to exactly 0 in most
+captures, collimator shutters, a lead side marker, 8-bit levels); and framing as a
+clinical loader crops the hand (fingertips near the top, forearm leaving the bottom).
+The spoof objects are the same in both styles; only the acquisition and display differ.
+
 Global statistics (mean, std, intensity histogram) overlap between the classes by
 construction (randomised exposure, thickness and automatic window): the differences lie in
 bones, cortex, trabecular texture, growth plates and joint spaces.
@@ -72,6 +86,22 @@ from palmjax.kernels.filters import gaussian_blur
 ATTACK_NAMES = ("live", "model_no_bones", "model_simple_bones", "model_other_bones",
                 "printed_radiograph")
 LIVE = 0
+MODEL_NO_BONES = ATTACK_NAMES.index("model_no_bones")
+MODEL_SIMPLE_BONES = ATTACK_NAMES.index("model_simple_bones")
+MODEL_OTHER_BONES = ATTACK_NAMES.index("model_other_bones")
+PRINTED_RADIOGRAPH = ATTACK_NAMES.index("printed_radiograph")
+# Simulator looks (``PalmXrayConfig.style``): "v1" the original look (the shipped classifier
+# was trained on it), "v2" calibrated against real clinical hand radiographs.
+STYLES = ("v1", "v2")
+# Style-v2 ranges (log-uniform where a factor): acquisition blur sigma in HR pixels (v1:
+# 0.6 fixed), dose factor on ``exposure_range``, the frame's side in mm per unit hand scale,
+# and the share of captures whose background the display masks to black.
+V2_PSF_PX = (0.2, 1.2)
+V2_DOSE = (100.0, 5000.0)
+V2_FRAME_MM = (230.0, 290.0)
+V2_MASKED = 0.35
+V2_MARKER = 0.7
+V2_ROTATION_DEG = 20.0
 
 # ---------------------------------------------------------------------------------------
 # Attenuation. Mass attenuation coefficients mu/rho (cm^2/g) at 40, 50 and 60 keV and the
@@ -115,6 +145,7 @@ MATERIALS: dict[str, tuple[float, tuple[float, float, float]]] = {
 # Spoof materials, indexed by the ``envelope_material`` / ``insert_material`` parameters.
 MODEL_MATERIALS = ("silicone", "pmma_resin", "water_gel")
 ROD_MATERIALS = ("wood", "pvc", "aluminium", "steel")
+_WOOD, _STEEL = ROD_MATERIALS.index("wood"), ROD_MATERIALS.index("steel")
 
 
 def attenuation(material: str, energy_kev: float) -> float:
@@ -164,6 +195,12 @@ _CARPALS = (
 # Distal forearm: (name, x, y0, y1, end radius, waist, physis position along the axis).
 _FOREARM = (("radius", -7.0, -90.0, -2.0, 12.0, 0.45, 0.88),
             ("ulna", 13.0, -90.0, -4.0, 7.0, 0.30, 0.88))
+# Style v2: radius and ulna separated by an interosseous gap, slimmer ulna, carpals a
+# little smaller so that the joint spaces between them show, thinner soft tissue.
+_FOREARM_V2 = (("radius", -8.5, -90.0, -2.0, 11.0, 0.50, 0.88),
+               ("ulna", 14.5, -90.0, -4.0, 6.0, 0.40, 0.88))
+_CARPAL_R_V2 = 0.8
+_SOFT_DEPTH_V2 = 0.75
 
 
 def bone_names() -> list[str]:
@@ -237,6 +274,7 @@ class PalmXrayConfig:
   spread_range: tuple[float, float] = (0.6, 1.5)
   texture_mm: float = 1.0
   vmap_chunk: int = 0
+  style: str = "v1"
 
   def __post_init__(self):
     def bad(name, msg):
@@ -264,6 +302,8 @@ class PalmXrayConfig:
       v = getattr(self, name)
       if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
         bad(name, f"must be a finite number > 0, got {v!r}")
+    if self.style not in STYLES:
+      bad("style", f"must be one of {STYLES}, got {self.style!r}")
     if not isinstance(self.vmap_chunk, int) or self.vmap_chunk < 0:
       bad("vmap_chunk", f"must be an integer >= 0, got {self.vmap_chunk!r}")
     if not (isinstance(self.energy_kev, (int, float)) and 40.0 <= self.energy_kev <= 60.0):
@@ -409,12 +449,12 @@ def _draw_params(key, forced_attack, cfg: PalmXrayConfig) -> dict[str, jax.Array
       # Simple-bone rods: a bone-equivalent resin (hydroxyapatite-filled epoxy / plaster)
       # with a fraction of cortical bone's attenuation; other-material rods: the table.
       insert_mu=jnp.where(
-          attack == 2, attenuation("cortical_bone", cfg.energy_kev) * u(0.35, 1.0),
+          attack == MODEL_SIMPLE_BONES, attenuation("cortical_bone", cfg.energy_kev) * u(0.35, 1.0),
           jnp.asarray([attenuation(m, cfg.energy_kev) for m in ROD_MATERIALS],
                       jnp.float32)[insert_material]),
       # Simple bones: rod radius as a fraction of the bone's; other materials: radius, mm.
-      rod_size=jnp.where(attack == 2, u(0.5, 0.9), u(rod_radius[0], rod_radius[1])),
-      rod_tube=((u() < 0.5) & (insert_material != 0) & (insert_material != 3)).astype(
+      rod_size=jnp.where(attack == MODEL_SIMPLE_BONES, u(0.5, 0.9), u(rod_radius[0], rod_radius[1])),
+      rod_tube=((u() < 0.5) & (insert_material != _WOOD) & (insert_material != _STEEL)).astype(
           jnp.float32),
       ink_scale=u(0.5, 1.6),
       halftone_freq=u(0.18, 0.45),
@@ -462,8 +502,9 @@ _TUBES = _tube_tables()
 _SPREAD_GAIN = np.asarray([14.0, -3.0, 0.0, 3.0, 6.0], np.float32)
 
 
-def _hand_geometry(p: dict[str, jax.Array], key) -> dict[str, jax.Array]:
+def _hand_geometry(p: dict[str, jax.Array], key, style: str = "v1") -> dict[str, jax.Array]:
   """Bone capsules, joint capsules and envelope solids of one hand (mm), vectorised."""
+  v2 = style == "v2"
   tb = _TUBES
   s = p["hand_scale"]
   spread = p["spread"]
@@ -494,12 +535,13 @@ def _hand_geometry(p: dict[str, jax.Array], key) -> dict[str, jax.Array]:
   onset = jnp.asarray([c[6] for c in _CARPALS], jnp.float32) - 1.0 * (1.0 - p["male"])
   # Carpal ossification nucleus grows from its onset age to full size over ~8 years.
   ossified = jnp.clip((p["age"] - onset) / 8.0, 0.0, 1.0) ** 0.6
-  fa = np.asarray([f[1:] for f in _FOREARM], np.float32)
+  fa = np.asarray([f[1:] for f in (_FOREARM_V2 if v2 else _FOREARM)], np.float32)
   fa_a = jnp.asarray(np.stack([fa[:, 0], fa[:, 1] + fa[:, 3]], -1)) * s
   fa_b = jnp.asarray(np.stack([fa[:, 0], fa[:, 2] - fa[:, 3]], -1)) * s
   a = jnp.concatenate([start + rad[:, None] * d, car_c - car_h[:, None] * car_u, fa_a])
   b = jnp.concatenate([end - rad[:, None] * d, car_c + car_h[:, None] * car_u, fa_b])
-  r = jnp.concatenate([rad, jnp.asarray(car[:, 4]) * s, jnp.asarray(fa[:, 3]) * s])
+  car_r = car[:, 4] * (_CARPAL_R_V2 if v2 else 1.0)
+  r = jnp.concatenate([rad, jnp.asarray(car_r) * s, jnp.asarray(fa[:, 3]) * s])
   n_car, n_fa = len(_CARPALS), len(_FOREARM)
   waist = np.concatenate([tb["waist"], np.zeros(n_car), fa[:, 4]]).astype(np.float32)
   tubular = np.asarray([1.0] * 19 + [0.0] * n_car + [1.0] * n_fa, np.float32)
@@ -515,6 +557,9 @@ def _hand_geometry(p: dict[str, jax.Array], key) -> dict[str, jax.Array]:
                            jnp.asarray([14.0]) * s, f_r, bulge_r])
   env_c = jnp.concatenate([jnp.asarray([18.0, 15.0]) * s, jnp.full((5,), 14.5) * s,
                            jnp.asarray([14.0]) * s, 0.85 * f_r, 0.85 * bulge_r])
+  if v2:  # thinner palm and fingers; a slimmer forearm (solid 0) that keeps its depth
+    env_c = env_c * jnp.asarray([1.0] + [_SOFT_DEPTH_V2] * (env_c.shape[0] - 1))
+    env_r = env_r.at[0].multiply(0.8)
   return dict(a=a, b=b, r=r, waist=waist, tubular=tubular, plate_t=plate_t,
               seg_len=seg_len, oss=ossified, n_tubes=19,
               joint_c=joint_c, joint_u=d[j],
@@ -550,7 +595,7 @@ def _smooth_field(key, cfg: PalmXrayConfig, cells: int = 6):
 
 def _object_frame(p, key, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
   """What every object kind shares: the hand's geometry, envelope and bone coordinates."""
-  g = _hand_geometry(p, key)
+  g = _hand_geometry(p, key, cfg.style)
   x0, y0 = _pixel_grid(cfg)
   # Pixel -> hand coordinates: undo shift, rotation and mirroring; the hand's centre
   # (y ~ 90 mm for an adult) sits at the image centre.
@@ -596,9 +641,12 @@ def _live_hand(f, p, key, cfg: PalmXrayConfig):
   plate = (jnp.abs(t - g["plate_t"][:, None, None]) < plate_half) * tub
   keep = 1.0 - plate
   # Trabecular bone fills the ends (epiphyses, carpals); the shaft holds mostly marrow.
-  bvtv_t = p["bvtv"] * (0.35 + 0.65 * (1.0 - shaft) * tub + 0.65 * (1.0 - tub))
+  # v2: a marrow-filled medullary canal (darker shaft centre) and finer trabecular texture.
+  canal = 0.08 if cfg.style == "v2" else 0.35
+  bvtv_t = p["bvtv"] * (canal + 0.65 * (1.0 - shaft) * tub + 0.65 * (1.0 - tub))
   tex = _bandpass(k_tex, cfg, cfg.texture_mm)
-  bv = jnp.clip(1.0 + p["texture_amp"] * tex, 0.0, 2.5)
+  amp = p["texture_amp"] * (0.5 if cfg.style == "v2" else 1.0)
+  bv = jnp.clip(1.0 + amp * tex, 0.0, 2.5)
   t_cort = jnp.sum((outer - inner) * keep, 0)
   t_inner = jnp.sum(inner * keep, 0)
   t_bv = jnp.minimum(jnp.sum(inner * keep * bvtv_t, 0) * bv, t_inner)
@@ -627,12 +675,12 @@ def _cast(f, p, key, cfg: PalmXrayConfig, *, rods: bool):
     return _CM * p["envelope_mu"] * env, jnp.zeros(env.shape, bool)
   g, d2 = f["g"], f["d2"]
   # Simple bones: rods of a fraction of each bone's radius; other materials: fixed radius.
-  r_rod = jnp.where(p["attack"] == 2, g["r"] * p["rod_size"],
+  r_rod = jnp.where(p["attack"] == MODEL_SIMPLE_BONES, g["r"] * p["rod_size"],
                     p["rod_size"] * jnp.ones_like(g["r"]))[:, None, None]
   rod = _chord(d2, r_rod) - p["rod_tube"] * _chord(d2, 0.65 * r_rod)
   rod = jnp.minimum(jnp.sum(rod, 0), env)
   # Wood grain / knots: a coarse texture of +-35 % density; the other materials are uniform.
-  grain = 1.0 + 0.35 * (p["insert_material"] == 0) * _bandpass(key, cfg, 2.0)
+  grain = 1.0 + 0.35 * (p["insert_material"] == _WOOD) * _bandpass(key, cfg, 2.0)
   a = _CM * (p["envelope_mu"] * (env - rod)
              + p["insert_mu"] * jnp.clip(grain, 0.3, 2.0) * rod)
   return a, rod > 0.5
@@ -655,7 +703,12 @@ def _expected(a, exposure, cfg: PalmXrayConfig, p, *, scale: int):
   trans = (heel * (trans + p["spr"] * scatter))[..., None]
   sigma = cfg.psf_sigma_px if scale == 1 else math.hypot(cfg.psf_sigma_px,
                                                         cfg.lr_psf_sigma_px)
-  trans = gaussian_blur(trans, sigma, truncate=3.0, mode="nearest")[..., 0]
+  if cfg.style == "v2":
+    # Acquisition sharpness drawn per sample (both sides of v1's fixed PSF), every class.
+    lr_extra = 0.0 if scale == 1 else (cfg.lr_psf_sigma_px * p["lr_psf_factor"]) ** 2
+    trans = _fft_blur(trans[..., 0], jnp.sqrt(p["psf_px"] ** 2 + lr_extra))
+  else:
+    trans = gaussian_blur(trans, sigma, truncate=3.0, mode="nearest")[..., 0]
   flat = exposure
   if scale > 1:
     h = cfg.size // scale
@@ -728,9 +781,148 @@ def _printed(f, p, key, cfg: PalmXrayConfig):
   return a, jnp.zeros(a.shape, bool), jnp.zeros(a.shape, bool)
 
 
+# ---------------------------------------------------------------------------------------
+# Style v2: acquisition and clinical display chain calibrated against real radiographs.
+# ---------------------------------------------------------------------------------------
+
+def _fft_blur(x, sigma):
+  """Gaussian blur of ``[H, W]`` with a traced ``sigma`` (px): edge-padded FFT filter."""
+  pad = 8
+  xp = jnp.pad(x, pad, mode="edge")
+  f0 = jnp.fft.fftfreq(xp.shape[0])[:, None]
+  f1 = jnp.fft.rfftfreq(xp.shape[1])[None, :]
+  h = jnp.exp(-2.0 * (jnp.pi * sigma) ** 2 * (f0 * f0 + f1 * f1))
+  y = jnp.fft.irfft2(jnp.fft.rfft2(xp) * h, s=xp.shape)
+  return y[pad:-pad, pad:-pad]
+
+
+def _draw_v2(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
+  """Style-v2 acquisition / display / framing parameters, independent of the object kind.
+
+  Drawn from their own key, so v1's parameters stay the same. The hand is framed as a
+  clinical loader crops it (fingertips near the top, forearm leaving the bottom, the
+  frame's side ~ ``frame_mm`` x hand scale).
+  """
+  uni = iter(jax.random.uniform(key, (24,), jnp.float32))
+  u = lambda lo=0.0, hi=1.0: lo + (hi - lo) * next(uni)
+  s = p["hand_scale"]
+  frame = u(*V2_FRAME_MM) * s
+  return dict(
+      # Acquisition: blur sigma (HR px) and dose factor, log-uniform around v1's values.
+      psf_px=jnp.exp(u(math.log(V2_PSF_PX[0]), math.log(V2_PSF_PX[1]))),
+      lr_psf_factor=u(0.0, 1.0),
+      dose=jnp.exp(u(math.log(V2_DOSE[0]), math.log(V2_DOSE[1]))),
+      # Display: dynamic-range compression, edge enhancement, levels, gamma, masking.
+      drc=u(0.0, 0.35),
+      edge_gain=u(0.0, 0.3),
+      soft_level=u(0.04, 0.16),
+      top_level=u(0.6, 0.95),
+      gamma=jnp.exp(u(math.log(0.8), math.log(1.4))),
+      masked=(u() < V2_MASKED).astype(jnp.float32),
+      bg_level=0.005 + 0.25 * u() ** 2,
+      collimator=u(0.32, 0.5),
+      # Lead side marker ("L"): present, side, height, size (mm), glyph / tab levels.
+      marker=(u() < V2_MARKER).astype(jnp.float32),
+      marker_x=jnp.where(u() < 0.5, -1.0, 1.0) * u(0.3, 0.42),
+      marker_y=u(-0.4, 0.1),
+      marker_mm=u(12.0, 24.0),
+      marker_level=u(0.75, 0.95),
+      tab_level=u(0.0, 0.3),
+      magnification=cfg.fov_mm / frame,
+      frame_mm=frame,
+      shift_y_mm=s * 90.0 - (s * 198.0 + 0.04 * frame - 0.5 * frame),
+      shift_x_mm=u(-0.1, 0.1) * frame,
+      rotation_deg=u(-V2_ROTATION_DEG, V2_ROTATION_DEG),
+  )
+
+
+def _marker(img, q, cfg: PalmXrayConfig):
+  """Burns a lead side marker (an "L" on a tab, area-sampled) into a displayed image.
+
+  Positions are fractions of the frame: ``marker_x`` across, ``marker_y`` up from the
+  centre; the tab is ``marker_mm`` wide (frame mm) and 1.4 times as tall.
+  """
+  n = img.shape[0]
+  c = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n - 0.5
+  xx, yy = c[None, :], -c[:, None]
+  w = q["marker_mm"] / q["frame_mm"]
+  u, v = (xx - q["marker_x"]) / w + 0.5, (yy - q["marker_y"]) / (1.4 * w) + 0.5
+  inside = lambda a0, a1, b0, b1: jnp.clip(jnp.minimum(u - a0, a1 - u) * n * w + 0.5, 0, 1) * \
+      jnp.clip(jnp.minimum(v - b0, b1 - v) * n * 1.4 * w + 0.5, 0, 1)
+  tab = inside(0.0, 1.0, 0.0, 1.0)
+  glyph = jnp.maximum(inside(0.25, 0.45, 0.15, 0.85), inside(0.25, 0.75, 0.15, 0.32))
+  on = q["marker"]
+  out = img * (1 - on * tab) + on * tab * q["tab_level"]
+  return out * (1 - on * glyph) + on * glyph * q["marker_level"]
+
+
+def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
+  """Clinical display of measured line integrals: mask, DRC, window, edges, 8 bit.
+
+  1. Foreground: the line integral smoothed over ~1.5 mm above 6 % of the way from the
+     background level to the 99th percentile (what the display software segments).
+  2. Dynamic-range compression: ``p - drc * G_10mm(p)`` evens out soft-tissue thickness.
+  3. Window from the HR foreground's 1st and 99.9th percentiles to ``[soft, top]`` with a
+     gamma; then unsharp-mask edge enhancement (sigma 1 px) and a gain that keeps the
+     brightest HR pixel at 0.97 at most, so nothing clips white.
+  4. Background exactly 0 where masked, else a grey detector level with its noise.
+  5. Quantised to 8 bits (the export of clinical viewers).
+  The LR capture uses the HR capture's levels (the same session settings).
+  """
+  def smooth(x, mm):
+    px = mm / (cfg.fov_mm / x.shape[0])
+    return gaussian_blur(x[..., None], max(px, 0.3), truncate=3.0, mode="nearest")[..., 0]
+
+  s_hr = smooth(pv_hr, 1.5)
+  b_lo, b_hi = jnp.quantile(s_hr, 0.01), jnp.quantile(s_hr, 0.99)
+  thr = b_lo + 0.06 * jnp.maximum(b_hi - b_lo, 1e-3)
+
+  def compress(pv):
+    return pv - q["drc"] * smooth(pv, 10.0)
+
+  d_hr = compress(pv_hr)
+  fg_hr = s_hr > thr
+  soft_edge = 0.5 * (thr - b_lo) + 1e-3   # skin-edge ramp of the segmentation
+  vals = jnp.where(fg_hr, d_hr, jnp.nan)
+  lo, hi = jnp.nanquantile(vals, 0.01), jnp.nanquantile(vals, 0.995)
+  lo = jnp.where(jnp.isfinite(lo), lo, jnp.min(d_hr))   # an empty foreground
+  hi = jnp.maximum(jnp.where(jnp.isfinite(hi), hi, jnp.max(d_hr)), lo + 1e-3)
+  span = q["top_level"] - q["soft_level"]
+
+  def render(pv, fg):  # fg: the smoothed line integral the segmentation thresholds
+    v = jnp.clip((compress(pv) - lo) / (hi - lo), 0.0, 1.0) ** q["gamma"]
+    disp = q["soft_level"] + span * v
+    disp = disp + q["edge_gain"] * (disp - gaussian_blur(disp[..., None], 1.0, truncate=3.0,
+                                                         mode="nearest")[..., 0])
+    bg = q["bg_level"] + 0.3 * span / (hi - lo) * (pv - b_lo)
+    w = jnp.clip((fg - thr) / soft_edge, 0.0, 1.0)
+    out = w * disp + (1.0 - w) * jnp.where(q["masked"] > 0.5, 0.0, bg)
+    # Collimator shutters left and right of the hand, blacked out by the display.
+    c = (jnp.arange(out.shape[1], dtype=jnp.float32) + 0.5) / out.shape[1] - 0.5
+    return jnp.where(jnp.abs(c - q["shift_x_mm"] / q["frame_mm"])[None, :] < q["collimator"],
+                     out, 0.0)
+
+  out_hr = render(pv_hr, s_hr)
+  out_lr = render(pv_lr, smooth(pv_lr, 1.5))
+  gain = jnp.minimum(1.0, 0.97 / jnp.maximum(jnp.max(out_hr), 1e-3))
+  out_hr = _marker(out_hr, q, cfg) / gain
+  out_lr = _marker(out_lr, q, cfg) / gain
+  hr = jnp.round(jnp.clip(out_hr * gain, 0.0, 0.985) * 255.0) / 255.0
+  lr = jnp.round(jnp.clip(out_lr * gain, 0.0, 0.985) * 255.0) / 255.0
+  return hr, lr, lo, hi
+
+
 def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
   k_par, k_geo, k_obj, k_noise = jax.random.split(key, 4)
   p = _draw_params(k_par, forced_attack, cfg)
+  if cfg.style == "v2":
+    q = _draw_v2(jax.random.fold_in(key, 2), p, cfg)
+    # Flat-field (gain) calibration of a digital detector removes the heel effect.
+    p = dict(p, exposure=p["exposure"] * q["dose"], gamma=q["gamma"], psf_px=q["psf_px"],
+             heel=jnp.zeros_like(p["heel"]),
+             lr_psf_factor=q["lr_psf_factor"],
+             **{k: q[k] for k in ("magnification", "shift_x_mm", "shift_y_mm",
+                                  "rotation_deg")})
   f = _object_frame(p, k_geo, cfg)
   no_joint = jnp.zeros(f["env"].shape, bool)
   branches = [
@@ -744,9 +936,12 @@ def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
   # One branch runs per sample under lax.map (CPU); under vmap all run and one is selected.
   a, bone_mask, joint_mask = jax.lax.switch(kind, branches)
   p_hr, p_lr = _acquire(a, k_noise, p, cfg)
-  lo, hi = _window(p_hr, p)
-  hr = _display(p_hr, lo, hi, p["gamma"], cfg.bit_depth)
-  lr = _display(p_lr, lo, hi, p["gamma"], cfg.bit_depth)
+  if cfg.style == "v2":
+    hr, lr, lo, hi = _display_v2(p_hr, p_lr, q, cfg)
+  else:
+    lo, hi = _window(p_hr, p)
+    hr = _display(p_hr, lo, hi, p["gamma"], cfg.bit_depth)
+    lr = _display(p_lr, lo, hi, p["gamma"], cfg.bit_depth)
   g = f["g"]
   off_bone = jnp.all(f["d2"] > (g["r"] ** 2)[:, None, None], axis=0)
   params = {k: p[k].astype(jnp.float32) for k in PARAM_NAMES}
@@ -759,7 +954,7 @@ def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
       attenuation=a.astype(jnp.float32),
       bone_mask=bone_mask,
       joint_mask=joint_mask,
-      soft_mask=(f["env"] > 1.0) & off_bone & (kind != 4),
+      soft_mask=(f["env"] > 1.0) & off_bone & (kind != PRINTED_RADIOGRAPH),
       params=params,
   )
 

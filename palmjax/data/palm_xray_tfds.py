@@ -47,6 +47,7 @@ class PalmXrayBuilderConfig(tfds.core.BuilderConfig):
   validation: int = 500
   test: int = 1000
   holdout: int = -1
+  style: str = "v1"  # simulator look, palm_xray.STYLES
   seed: int = 0
   chunk: int = 64
 
@@ -58,7 +59,7 @@ class PalmXrayBuilderConfig(tfds.core.BuilderConfig):
       else:
         weights[self.holdout - 1] = 0.0
     return palm_xray.PalmXrayConfig(size=self.size, scale=self.scale,
-                                    attack_weights=tuple(weights))
+                                    attack_weights=tuple(weights), style=self.style)
 
 
 def _configs() -> list[PalmXrayBuilderConfig]:
@@ -71,6 +72,10 @@ def _configs() -> list[PalmXrayBuilderConfig]:
     out.append(PalmXrayBuilderConfig(
         name=f"loao_{name}", holdout=k,
         description=f"Leave-one-attack-out: '{name}' only in test (with live hands)."))
+  # The same variants drawn with the v2 simulator (calibrated against real radiographs).
+  out += [dataclasses.replace(c, name=f"{c.name}_v2", style="v2",
+                              description=f"{c.description} Simulator style v2.")
+          for c in list(out)]
   return out
 
 

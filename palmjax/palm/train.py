@@ -48,6 +48,9 @@ class PalmTrainConfig:
   # Add a re-captured copy of every live training capture, labelled spoof (palm.augment).
   pseudo_spoofs: bool = False
   data_seed: int = 0
+  # Simulator look (palm_xray.STYLES): "v1" the shipped classifier's training look, "v2"
+  # calibrated against real radiographs (palmjax palm realism).
+  sim_style: str = "v1"
   # Model.
   features: tuple[int, ...] = (16, 32, 64, 128)
   convs_per_block: int = 1
@@ -78,6 +81,8 @@ class PalmTrainConfig:
     if unknown:
       raise InputError(f"exclude_attacks: unknown attack kinds {sorted(unknown)}; "
                        f"choose from {palm_xray.ATTACK_NAMES[1:]}")
+    if self.sim_style not in palm_xray.STYLES:
+      raise InputError(f"sim_style must be one of {palm_xray.STYLES}, got {self.sim_style!r}")
     if self.num_steps < 1 or self.batch_size < 1 or self.n_train < 2 or self.n_val < 2:
       raise InputError("num_steps, batch_size must be >= 1 and n_train, n_val >= 2")
     try:
@@ -95,7 +100,8 @@ class PalmTrainConfig:
         k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in arch.items()})
 
   def sim_config(self) -> palm_xray.PalmXrayConfig:
-    return palm_xray.PalmXrayConfig(size=self.image_size, scale=self.scale)
+    return palm_xray.PalmXrayConfig(size=self.image_size, scale=self.scale,
+                                    style=self.sim_style)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
