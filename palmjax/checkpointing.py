@@ -164,6 +164,12 @@ class RunCheckpoints:
     self.latest.close()
     self.best.close()
 
+  def __enter__(self) -> "RunCheckpoints":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
 
 def export_model(directory: str | os.PathLike, params: Any, config: dict[str, Any],
                  metrics: dict[str, Any] | None = None, *, keep_old: bool = False
