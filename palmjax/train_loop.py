@@ -237,6 +237,11 @@ def _mean_window(columns: dict[str, list[float]], n: int) -> dict[str, float]:
   return {k: float(np.mean(v[-n:])) for k, v in columns.items() if v}
 
 
+def _plain(v: Any) -> Any:
+  """A metric as a JSON-able Python value (the history is stored as JSON)."""
+  return float(v) if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number) else v
+
+
 def run(state: Any, train_step: Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]],
         draw_block: DrawBlock, *, key: jax.Array, num_steps: int,
         ckpts: checkpointing.RunCheckpoints | None = None,
@@ -336,7 +341,8 @@ def run(state: Any, train_step: Callable[[Any, Batch], tuple[Any, dict[str, jax.
       reason = stop_when(window) if stop_when is not None and done % log_every == 0 else None
       last = last or bool(reason)
       if evaluate is not None and (done % eval_every == 0 or last):
-        entry = {"step": done, **window, **evaluate(state)}
+        entry = {"step": done, **window,
+                 **{k: _plain(v) for k, v in evaluate(state).items()}}
         history.append(entry)
         if ckpts is not None and best_metric is not None:
           ckpts.save_best(done, state, {ckpts.best_metric: entry[best_metric]}, history)

@@ -84,6 +84,24 @@ def test_history_is_continued_across_resume_and_parameters_are_identical(tmp_pat
     assert int(ck.restore_latest(_state()).step) == 12
 
 
+def test_run_directories_from_before_histories_still_resume(tmp_path):
+  # Older runs saved the bare state (one unnamed orbax item): they resume with an empty
+  # history, and the run goes on in the new layout.
+  import orbax.checkpoint as ocp
+  x, y = _problem()
+  first = _run(x, y, stop_after=6, num_steps=12)
+  with ocp.CheckpointManager(tmp_path / "latest",
+                             options=ocp.CheckpointManagerOptions(create=True)) as m:
+    m.save(6, args=ocp.args.StandardSave(first.state), force=True)
+  msgs = []
+  res = _run(x, y, tmp_path, log=msgs.append)
+  assert res.start_step == 6 and any("resumed from step 6" in m for m in msgs)
+  assert [h["step"] for h in res.history] == [9, 12]
+  full = _run(x, y)
+  for u, v in zip(jax.tree.leaves(full.state.params), jax.tree.leaves(res.state.params)):
+    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
 @pytest.mark.parametrize("bad_step", [1, 6, 7])
 def test_non_finite_loss_names_its_step_and_nothing_after_it_is_saved(tmp_path, bad_step):
   x, y = _problem()
