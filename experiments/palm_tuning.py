@@ -81,7 +81,7 @@ def main() -> None:
     counts = store.counts()
   print(f"field: {counts['records']} reviewed captures, {counts['mistakes']} mistakes stored")
   tune(store_path, model, os.path.join(args.workdir, "tune"),
-       config=TuneConfig(num_steps=args.tune_steps, n_original=args.n_train))
+       config=TuneConfig(num_steps=args.tune_steps, n_original=args.n_train), log=print)
   after = measure(model, test)
   print(f"\n| new kind in the field: {kind} | APCER({kind}) | BPCER | ACER |")
   print("|---|---:|---:|---:|")

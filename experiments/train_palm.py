@@ -65,7 +65,7 @@ def main() -> None:
   sr_path = os.path.join(args.out, "palm_srcnn_x2")
   if args.input == "srcnn" and args.sr_steps > 0:  # --sr-steps 0: keep the palm SRCNN there
     train_palm_sr(os.path.join(args.workdir, "sr"), num_steps=args.sr_steps,
-                  export_to=sr_path)
+                  export_to=sr_path, log=lambda m: print(m, flush=True))
   clf_path = os.path.join(args.out, "palm_classifier")
   # The shipped classifier names no SRCNN path (it uses the shipped palm_srcnn_x2, found
   # relative to the checkpoints folder wherever the repository lives).

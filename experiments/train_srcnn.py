@@ -18,7 +18,8 @@ import pathlib
 
 from palmjax.data.images import load_pool
 from palmjax.io import list_images
-from palmjax.sr import SRTrainConfig, evaluate_pool, load_model, summarize, train
+from palmjax.sr import SRTrainConfig, evaluate_pool, load_model, summarize
+from palmjax.sr.train import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def main() -> None:
         warmup_steps=100 if scratch else 10, seed=args.seed, eval_every=500, save_every=250,
         init_from=None if scratch else os.path.join(args.out, "srcnn_x3"))
     train(cfg, os.path.join(args.workdir, f"x{scale}"),
-          export_to=os.path.join(args.out, f"srcnn_x{scale}"))
+          export_to=os.path.join(args.out, f"srcnn_x{scale}"), log=print)
 
   print("\n| set | scale | bicubic PSNR / SSIM | SRCNN PSNR / SSIM | gain (dB) |")
   print("|---|---:|---:|---:|---:|")

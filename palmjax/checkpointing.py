@@ -3,8 +3,9 @@
 A training run directory holds::
 
     <workdir>/config.json        the run's configuration (written atomically)
-    <workdir>/latest/<step>/     full train state for resuming (params, opt state, step)
-    <workdir>/best/<step>/       the state with the best validation metric
+    <workdir>/latest/<step>/     state/: full train state for resuming (params, opt state,
+                                 step); history/: the run's evaluation history up to step
+    <workdir>/best/<step>/       the same for the state with the best validation metric
 
 Orbax commits each step directory atomically (it writes to a temporary name and renames),
 so an interrupted save never leaves a half-written checkpoint that a resume would pick up.
@@ -16,6 +17,7 @@ An exported model (what ``checkpoints/`` ships) is a directory with ``config.jso
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from typing import Any, Callable
@@ -25,6 +27,8 @@ import orbax.checkpoint as ocp
 
 from palmjax.errors import InputError
 from palmjax.io import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -66,6 +70,24 @@ def bind_run_config(workdir: str | os.PathLike, cfg: Any) -> str:
   return workdir
 
 
+def _save_args(state: Any, history: list[dict] | None) -> Any:
+  return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                            history=ocp.args.JsonSave({"history": list(history or [])}))
+
+
+def _restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any
+             ) -> tuple[Any, list[dict]]:
+  """``(state, history)`` of one step; steps saved before histories were (a single
+  unnamed item) restore with an empty history."""
+  if os.path.isdir(os.path.join(os.fspath(manager.directory), str(step), "default")):
+    with ocp.CheckpointManager(manager.directory,
+                               options=ocp.CheckpointManagerOptions(read_only=True)) as legacy:
+      return legacy.restore(step, args=ocp.args.StandardRestore(abstract_state)), []
+  r = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state), history=ocp.args.JsonRestore()))
+  return r.state, list(r.history["history"])
+
+
 class RunCheckpoints:
   """Latest-N and best-1 Orbax managers for one training run.
 
@@ -90,35 +112,42 @@ class RunCheckpoints:
             max_to_keep=1, best_fn=lambda m: m[best_metric], best_mode=best_mode,
             keep_checkpoints_without_metrics=False, create=True))
 
-  def save_latest(self, step: int, state: Any, *, force: bool = False) -> bool:
-    return self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
+  def save_latest(self, step: int, state: Any, history: list[dict] | None = None, *,
+                  force: bool = False) -> bool:
+    """Saves ``state`` (and the run's ``history``) as the latest checkpoint of ``step``."""
+    return self.latest.save(step, args=_save_args(state, history), force=force)
 
-  def save_best(self, step: int, state: Any, metrics: dict[str, float]) -> bool:
-    return self.best.save(step, args=ocp.args.StandardSave(state),
+  def save_best(self, step: int, state: Any, metrics: dict[str, float],
+                history: list[dict] | None = None) -> bool:
+    return self.best.save(step, args=_save_args(state, history),
                           metrics={k: float(v) for k, v in metrics.items()}, force=True)
 
-  def resume(self, state: Any, log: Callable[[str], None] = print) -> Any:
-    """The latest saved state (restored into ``state``'s structure), or ``state``."""
-    restored = self.restore_latest(state)
-    if restored is None:
-      return state
-    log(f"resumed from step {int(restored.step)} in {self.workdir}")
-    return restored
+  def resume(self, state: Any, log: Callable[[str], None] | None = None
+             ) -> tuple[Any, list[dict]]:
+    """``(state, history)`` of the latest checkpoint (restored into ``state``'s structure),
+    or ``(state, [])`` when the run has none yet."""
+    step = self.latest.latest_step()
+    if step is None:
+      return state, []
+    restored, history = _restore(self.latest, step, state)
+    (log or logger.info)(f"resumed from step {int(restored.step)} in {self.workdir}")
+    return restored, history
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
 
   def restore_latest(self, abstract_state: Any) -> Any:
     step = self.latest.latest_step()
-    if step is None:
-      return None
-    return self.latest.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    return None if step is None else _restore(self.latest, step, abstract_state)[0]
 
   def restore_best(self, abstract_state: Any) -> Any:
     step = self.best.best_step()
-    if step is None:
-      return None
-    return self.best.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    return None if step is None else _restore(self.best, step, abstract_state)[0]
+
+  def history(self, abstract_state: Any) -> list[dict]:
+    """The run's history as saved with its latest checkpoint ([] when there is none)."""
+    step = self.latest.latest_step()
+    return [] if step is None else _restore(self.latest, step, abstract_state)[1]
 
   def best_value(self) -> float | None:
     step = self.best.best_step()
@@ -134,6 +163,12 @@ class RunCheckpoints:
   def close(self) -> None:
     self.latest.close()
     self.best.close()
+
+  def __enter__(self) -> "RunCheckpoints":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def export_model(directory: str | os.PathLike, params: Any, config: dict[str, Any],

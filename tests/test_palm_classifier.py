@@ -123,7 +123,7 @@ def test_shipped_classifier_on_fresh_captures():
 @given(seed=st.integers(0, 2**31), start=st.integers(0, 50), count=st.integers(1, 12),
        block=st.integers(1, 8), batch=st.integers(1, 5))
 def test_training_batches_drawn_in_blocks_equal_step_by_step(seed, start, count, block, batch):
-  from palmjax.palm.train import _batches
+  from palmjax.palm.train import training_data
 
   def one_step(step):  # the loop's definition of a step's batch, drawn on its own
     k_idx, k_aug = jax.random.split(jax.random.fold_in(key, step))
@@ -136,12 +136,17 @@ def test_training_batches_drawn_in_blocks_equal_step_by_step(seed, start, count,
   x = rng.random((7, 4, 6, 1)).astype(np.float32)
   y = rng.integers(0, 2, 7)
   key = jax.random.key(seed)
-  got = list(_batches(start, start + count, key, x, y, batch, block=block))
+  data = training_data(x, y, batch)
+  got = []
+  for b in range(start, start + count, block):  # the loop's blocks
+    blk = data.draw_block(key, b, min(block, start + count - b))
+    got += [{k: np.asarray(v[i]) for k, v in blk.items()} for i in range(len(blk["label"]))]
   assert len(got) == count
   for step, b in zip(range(start, start + count), got):
     want = one_step(step)
     np.testing.assert_array_equal(b["image"], want["image"])
     np.testing.assert_array_equal(b["label"], want["label"])
+    assert b["label"].dtype == np.int32
     # Every image is a training image or its mirror, with that image's label.
     for img, lab in zip(b["image"], b["label"]):
       hits = [i for i in range(len(x))

@@ -84,8 +84,7 @@ def _worker_multi_device() -> dict:
   from palmjax.data.images import PairPool
   from palmjax.models import SRCNN, SRCNNConfig
   from palmjax.sr.train import SRTrainConfig, create_train_state, train
-  palm_train = importlib.import_module("palmjax.palm.train")  # (palmjax.sr.train is
-  # shadowed by the function palmjax.sr.train, so import modules by name)
+  palm_train = importlib.import_module("palmjax.palm.train")
 
   t0 = time.perf_counter()
   lap = lambda name: out.__setitem__(f"seconds_{name}", round(time.perf_counter() - t0, 1))

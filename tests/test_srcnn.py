@@ -13,8 +13,8 @@ from palmjax.errors import InputError
 from palmjax.io import load_image
 from palmjax.models import SRCNN, SRCNNConfig
 from palmjax.sr import (SRModel, SRTrainConfig, create_train_state, load_model,
-                        make_train_step, super_resolve, train, upscale_file)
-from palmjax.sr.train import batch_at
+                        make_train_step, super_resolve, upscale_file)
+from palmjax.sr.train import batch_at, train
 from palmjax.data import images
 
 TINY = dict(f1=5, f2=3, f3=3, n1=8, n2=4)
@@ -117,6 +117,9 @@ def test_resume_after_interrupt_gives_identical_parameters(image_dir, tmp_path):
   resumed, s_res = train(cfg, tmp_path / "b", progress=False, log=msgs.append)
   assert any("resumed from step 3" in m for m in msgs)
   assert s_res["final_step"] == 6
+  # The history continues across the resume: the same entries as the uninterrupted run.
+  assert [h["step"] for h in s_full["history"]] == [3, 6]
+  assert s_res["history"] == s_full["history"]
   ckpt_a = checkpointing.RunCheckpoints(tmp_path / "a")
   ckpt_b = checkpointing.RunCheckpoints(tmp_path / "b")
   template = create_train_state(jax.random.key(0), cfg)
@@ -138,6 +141,8 @@ def test_loss_threshold_stops_early_and_export_roundtrip(image_dir, tmp_path):
   assert summary["stopped_by"] == "loss_threshold" and summary["final_step"] < 50
   model = load_model(tmp_path / "exp")
   assert model.config == cfg.model_config() and model.scale == 3
+  assert model.metrics["history"] == summary["history"]
+  assert model.metrics["history"][-1]["step"] == summary["final_step"]
   for x, y in zip(jax.tree.leaves(model.params), jax.tree.leaves(best.params)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   assert "validation" in model.metrics

@@ -35,9 +35,35 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _show_library_log() -> None:
+  """The library logs through ``logging`` (``palmjax.*`` loggers); the CLI prints those
+  lines (INFO and up) on stdout, once, without passing them on to other handlers."""
+  import logging
+
+  class _Stdout(logging.StreamHandler):
+    @property
+    def stream(self):  # whatever sys.stdout is now (it may be replaced, e.g. in tests)
+      return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+      pass
+
+  lib = logging.getLogger("palmjax")
+  if not any(isinstance(h, _Stdout) or getattr(h, "_palmjax_cli", False)
+             for h in lib.handlers):
+    handler = _Stdout()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._palmjax_cli = True  # type: ignore[attr-defined]
+    lib.addHandler(handler)
+  lib.setLevel(logging.INFO)
+  lib.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
+  _show_library_log()
   from palmjax.errors import InputError
   try:
     return int(args.func(args) or 0)

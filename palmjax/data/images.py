@@ -2,8 +2,9 @@
 
 Each image becomes one pair under the SR protocol (modcrop to the scale, bicubic down and
 back up, see :func:`palmjax.kernels.bicubic_degrade`), kept on the host. Random patches are
-cut from the pool with indices drawn from an explicit ``jax.random`` key, so the batch at
-step ``s`` is a pure function of ``(key, s)``: a resumed run sees exactly the batches an
+cut from the pool by :class:`PatchSampler` with indices drawn from an explicit
+``jax.random`` key, so the batch at step ``s`` is a pure function of ``(key, s)`` (drawn for
+blocks of steps in one jitted call): a resumed run sees exactly the batches an
 uninterrupted run would.
 """
 
@@ -107,44 +108,80 @@ def folder_paths(directory: str | os.PathLike | None) -> list[str]:
   return embedded_image_paths() if directory is None else list_images(directory)
 
 
-def sample_indices(key: jax.Array, pool: PairPool, batch: int, size: int) -> np.ndarray:
-  """Draws ``batch`` rows ``(image, top, left, dihedral)`` for patches of ``size``.
+class PatchSampler:
+  """Keyed draws of ``(input, target)`` patch batches from a :class:`PairPool`.
 
-  Images are chosen with probability proportional to the number of patch positions.
+  The batch of a step is a pure function of its key: :meth:`rows` draws, for each of
+  ``batch`` samples, an image (probability proportional to its number of patch positions),
+  the patch's top-left corner and one of the 8 dihedral transforms (0: none when
+  ``augment`` is off) in one jittable function; :meth:`cut` gathers the patches on the host
+  with one vectorised index per block (the dihedral transform is folded into the gather
+  index). ``draw_block(key, start, n)`` is both for the steps ``start .. start+n-1`` (step
+  ``s`` from ``fold_in(key, s)``, see :func:`palmjax.train_loop.block_draw`).
+
+  Args:
+    pool: the pairs.
+    batch: patches per step.
+    size: side of the input patch.
+    crop: the target is the input window's central ``size - 2 * crop`` square (the part a
+      valid convolution network predicts); 0 keeps the whole window.
+    augment: apply a random dihedral transform per patch.
   """
-  if size > pool.min_side:
-    raise InputError(f"patch size {size} exceeds the smallest training image side "
-                     f"{pool.min_side}")
-  hs = np.array([t.shape[0] for t in pool.targets])
-  ws = np.array([t.shape[1] for t in pool.targets])
-  weights = (hs - size + 1) * (ws - size + 1)
-  k_img, k_y, k_x, k_aug = jax.random.split(key, 4)
-  img = jax.random.choice(k_img, len(pool), (batch,), p=jnp.asarray(weights / weights.sum()))
-  img = np.asarray(img)
-  u_y = np.asarray(jax.random.uniform(k_y, (batch,)))
-  u_x = np.asarray(jax.random.uniform(k_x, (batch,)))
-  top = np.minimum((u_y * (hs[img] - size + 1)).astype(np.int64), hs[img] - size)
-  left = np.minimum((u_x * (ws[img] - size + 1)).astype(np.int64), ws[img] - size)
-  aug = np.asarray(jax.random.randint(k_aug, (batch,), 0, 8))
-  return np.stack([img, top, left, aug], axis=1)
+
+  def __init__(self, pool: PairPool, batch: int, size: int, *, crop: int = 0,
+               augment: bool = True):
+    if size > pool.min_side:
+      raise InputError(f"patch size {size} exceeds the smallest training image side "
+                       f"{pool.min_side}")
+    if not 0 <= 2 * crop < size:
+      raise InputError(f"crop {crop} leaves no target inside a {size}-pixel patch")
+    self.batch, self.size, self.crop, self.augment = batch, size, crop, augment
+    self.heights = np.array([t.shape[0] for t in pool.targets], np.int64)
+    self.widths = np.array([t.shape[1] for t in pool.targets], np.int64)
+    areas = self.heights * self.widths
+    self.offsets = np.concatenate([[0], np.cumsum(areas)[:-1]])
+    c = pool.targets[0].shape[-1]
+    self.inputs = np.concatenate([x.reshape(-1, c) for x in pool.inputs])
+    self.targets = np.concatenate([y.reshape(-1, c) for y in pool.targets])
+    weights = (self.heights - size + 1) * (self.widths - size + 1)
+    self._probs = jnp.asarray(weights / weights.sum(), jnp.float32)
+    self._spans = jnp.asarray(np.stack([self.heights, self.widths], 1) - size + 1, jnp.int32)
+    # Source (row, col) inside the window of every output pixel, per dihedral transform.
+    grid = np.arange(size * size).reshape(size, size)
+    self._perm = np.stack([_dihedral(grid, k) for k in range(8)])
+    from palmjax.train_loop import block_draw
+    self._rows_block = block_draw(self.rows)
+
+  def rows(self, key: jax.Array) -> jax.Array:
+    """One step's ``[batch, 4]`` int32 rows ``(image, top, left, dihedral)`` (jittable)."""
+    k_img, k_y, k_x, k_aug = jax.random.split(key, 4)
+    img = jax.random.choice(k_img, len(self.heights), (self.batch,), p=self._probs)
+    span = self._spans[img]
+    u = jnp.stack([jax.random.uniform(k_y, (self.batch,)),
+                   jax.random.uniform(k_x, (self.batch,))], 1)
+    corner = jnp.minimum((u * span).astype(jnp.int32), span - 1)
+    aug = (jax.random.randint(k_aug, (self.batch,), 0, 8) if self.augment
+           else jnp.zeros((self.batch,), jnp.int32))
+    return jnp.concatenate([img[:, None], corner, aug[:, None]], 1).astype(jnp.int32)
+
+  def cut(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Patches for rows ``[..., 4]``: inputs ``[..., size, size, C]``, targets cropped."""
+    rows = np.asarray(rows, np.int64)
+    img, top, left, aug = (rows[..., i] for i in range(4))
+    w = self.widths[img][..., None, None]
+    base = (self.offsets[img] + top * self.widths[img] + left)[..., None, None]
+    perm = self._perm[aug]
+    flat = base + (perm // self.size) * w + perm % self.size
+    r = self.crop
+    return self.inputs[flat], self.targets[flat[..., r:self.size - r, r:self.size - r]]
+
+  def draw_block(self, key: jax.Array, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batches of steps ``start .. start+n-1`` stacked: ``[n, batch, ...]`` each."""
+    return self.cut(np.asarray(self._rows_block(key, start, n)))
 
 
 def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
+  """The ``k``-th (0-7) of the 8 dihedral transforms of an ``[H, W, ...]`` array."""
   if k >= 4:
     x = x[:, ::-1]
   return np.rot90(x, k % 4)
-
-
-def sample_batch(key: jax.Array, pool: PairPool, batch: int, size: int, *,
-                 augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
-  """A batch of ``(inputs, targets)`` patches ``[batch, size, size, C]`` from ``key``."""
-  rows = sample_indices(key, pool, batch, size)
-  xs, ys = [], []
-  for i, t, l, a in rows:
-    x = pool.inputs[i][t:t + size, l:l + size]
-    y = pool.targets[i][t:t + size, l:l + size]
-    if augment:
-      x, y = _dihedral(x, a), _dihedral(y, a)
-    xs.append(x)
-    ys.append(y)
-  return np.ascontiguousarray(np.stack(xs)), np.ascontiguousarray(np.stack(ys))

@@ -33,8 +33,8 @@ def palm_pairs(key: jax.Array, n: int, sim: palm_xray.PalmXrayConfig, *,
 def train_palm_sr(workdir: str | os.PathLike, *, scale: int = 2, size: int = 128,
                   n_train: int = 512, n_val: int = 32, num_steps: int = 1000,
                   seed: int = 0, export_to: str | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print) -> tuple[Any, dict]:
-  """Trains (resumably) the palm SRCNN; returns ``(state, summary)`` like ``sr.train``."""
+                  log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
+  """Trains (resumably) the palm SRCNN; returns ``(state, summary)`` like ``sr.train.train``."""
   sim = palm_xray.PalmXrayConfig(size=size, scale=scale)
   k_train, k_val = jax.random.split(jax.random.key(seed))
   init = default_checkpoint(scale)

@@ -4,17 +4,17 @@ Samples are labelled 1 (live) / 0 (spoof). The classifier sees one of three inpu
 "raw or SR"): the raw low-resolution capture (``input="lr"``), its bicubic up-scaling
 (``"bicubic"``) or the SRCNN output (``"srcnn"``). Cross-entropy is the differentiable
 surrogate of the patent's 0/1 loss, which is reported alongside. Steps are pure jitted
-functions of ``(state, batch)``; batches are drawn from ``fold_in(key, step)``; the run is
-checkpointed with orbax (latest + best validation loss) and resumes exactly.
+functions of ``(state, batch)``; batches are drawn from ``fold_in(key, step)``; the loop is
+:func:`palmjax.train_loop.run` (checkpointed with orbax: latest + best validation loss; it
+resumes exactly).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+import logging
 import os
-import time
 from typing import Any, Callable
 
 import jax
@@ -24,11 +24,13 @@ import optax
 from flax.training import train_state
 
 from palmjax import config as config_lib
-from palmjax import checkpointing, parallel
+from palmjax import checkpointing, parallel, train_loop
 from palmjax.data import palm_xray
 from palmjax.errors import InputError
 from palmjax.metrics import PADReport, pad_report, threshold_for
 from palmjax.models import PalmClassifier, PalmClassifierConfig, live_probability
+
+logger = logging.getLogger(__name__)
 
 INPUTS = ("lr", "bicubic", "srcnn")
 
@@ -67,6 +69,7 @@ class PalmTrainConfig:
   seed: int = 0
   eval_every: int = 250
   save_every: int = 250
+  log_every: int = 50  # window of the train metrics in the history
   init_from: str | None = None  # exported classifier to start from (tuning)
   # Scale-out (palmjax.parallel): data-parallel devices (0: all) and the compute dtype
   # ("bfloat16": mixed precision, parameters and optimizer state stay float32).
@@ -207,9 +210,8 @@ def create_train_state(key: jax.Array, cfg: PalmTrainConfig) -> TrainState:
   params = model.init(key, jnp.zeros((1, mcfg.input_size, mcfg.input_size, 1)))["params"]
   if cfg.init_from:
     params = load_classifier(cfg.init_from)[0]
-  lr = optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate,
-                                          min(cfg.warmup_steps, cfg.num_steps - 1) or 1,
-                                          max(cfg.num_steps, 2), cfg.learning_rate * 0.02)
+  lr = train_loop.lr_schedule(cfg.learning_rate, num_steps=cfg.num_steps,
+                              warmup_steps=cfg.warmup_steps, end_fraction=0.02)
   tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(lr, weight_decay=cfg.weight_decay))
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
@@ -255,36 +257,17 @@ def batched_proba(params: Any, images: np.ndarray, config: PalmClassifierConfig,
                          for s in range(0, len(images), chunk)])
 
 
-@functools.partial(jax.jit, static_argnames=("count", "n", "batch_size"))
-def _batch_draws(key: jax.Array, start: jax.Array, count: int, n: int, batch_size: int
-                 ) -> tuple[jax.Array, jax.Array]:
-  """Sample indices ``[count, batch]`` and mirror flags of steps ``start .. start+count-1``.
-
-  Step ``s`` draws from ``fold_in(key, s)`` alone, so a block of steps equals the steps one
-  by one (vmap does not change the random bits) and the loop fetches many steps in one call
-  instead of a device round trip per step.
-  """
-  def one(step):
-    k_idx, k_aug = jax.random.split(jax.random.fold_in(key, step))
-    return (jax.random.randint(k_idx, (batch_size,), 0, n),
-            jax.random.bernoulli(k_aug, 0.5, (batch_size,)))
-  return jax.vmap(one)(start + jnp.arange(count))
+def mirror(key: jax.Array, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """Training augmentation: each image mirrored left-right (the other hand) with p = 1/2."""
+  img = batch["image"]
+  flips = jax.random.bernoulli(key, 0.5, (img.shape[0],))
+  return {**batch, "image": jnp.where(flips[:, None, None, None], img[:, :, ::-1], img)}
 
 
-def _assemble(x: np.ndarray, y: np.ndarray, idx: np.ndarray, flips: np.ndarray
-              ) -> dict[str, np.ndarray]:
-  imgs = x[idx]
-  imgs = np.where(flips[:, None, None, None], imgs[:, :, ::-1], imgs)  # mirror: other hand
-  return {"image": np.ascontiguousarray(imgs), "label": y[idx].astype(np.int32)}
-
-
-def _batches(start: int, stop: int, key: jax.Array, x: np.ndarray, y: np.ndarray,
-             batch_size: int, block: int = 256):
-  """Yields the training batches of steps ``start .. stop-1``, drawn in blocks of steps."""
-  for b in range(start, stop, block):
-    idx, flips = map(np.asarray, _batch_draws(key, b, block, len(x), batch_size))
-    for i in range(min(block, stop - b)):
-      yield _assemble(x, y, idx[i], flips[i])
+def training_data(x: np.ndarray, y: np.ndarray, batch_size: int) -> train_loop.ArrayDataset:
+  """The training batches: rows drawn with replacement per step, mirrored at random."""
+  return train_loop.ArrayDataset({"image": x, "label": np.asarray(y, np.int32)}, batch_size,
+                                 augment=mirror)
 
 
 def evaluate(params: Any, config: PalmClassifierConfig, images: np.ndarray,
@@ -323,16 +306,17 @@ def make_splits(cfg: PalmTrainConfig, *, progress: bool = True, keep_hr: bool = 
 
 def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
           splits: dict[str, dict] | None = None, export_to: str | None = None,
-          progress: bool = True, log: Callable[[str], None] = print,
+          progress: bool = True, log: Callable[[str], None] | None = None,
           extra_train: dict[str, np.ndarray] | None = None,
           stop_after: int | None = None) -> tuple[Any, dict[str, Any]]:
   """Trains (or resumes) the palm liveness classifier; returns (best params, summary).
 
   ``extra_train`` (``image``, ``label`` arrays) is appended to the training split: the
   tuning loop's field samples. The decision threshold of the export is chosen on the
-  validation split at the EER point.
+  validation split at the EER point. The loop is :func:`palmjax.train_loop.run` (history
+  entries: step, mean train ``loss`` and ``zero_one`` over the last ``log_every`` steps,
+  ``val_loss``, ``val_acer``, ``val_auc``; continued across resumes).
   """
-  from tqdm.auto import tqdm
 
   workdir = checkpointing.bind_run_config(workdir, cfg)
   splits = splits or make_splits(cfg, progress=progress)
@@ -352,69 +336,39 @@ def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
     raise InputError(f"training images are {x.shape[1:]}, the classifier expects "
                      f"{(mcfg.input_size, mcfg.input_size, 1)}")
 
+  def evaluate_val(state):
+    p = batched_proba(state.params, va["image"], mcfg)
+    val_loss = float(-np.mean(np.log(np.clip(np.where(va["label"] == 1, p, 1 - p), 1e-7, 1))))
+    rep = pad_report(p, va["label"], [palm_xray.ATTACK_NAMES[a] for a in va["attack"]])
+    return {"val_loss": val_loss, "val_acer": rep.acer, "val_auc": rep.auc}
+
   key = jax.random.key(cfg.seed)
   init_key, data_key = jax.random.split(key)
-  state = create_train_state(init_key, cfg)
+  data = training_data(x, y, cfg.batch_size)
   ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every,
                                        best_metric="val_loss", best_mode="min")
-  state = ckpts.resume(state, log)
-  # Data-parallel over cfg.num_devices (the same jitted step on 1 device and on N).
-  step_fn = parallel.data_parallel(train_step, parallel.make_mesh(cfg.num_devices))
-  state = parallel.replicate(state, step_fn.mesh)
-  start = int(state.step)
-  bar = tqdm(total=cfg.num_steps, initial=start, desc=f"palm classifier ({cfg.input})",
-             unit="step", disable=not progress)
-  history, losses, stopped_by = [], [], "num_steps"
-  t0 = time.time()
   try:
-    pending = []  # device-side losses: read back in blocks, so steps are not synchronised
-    sync_every = math.gcd(cfg.eval_every, cfg.save_every)
-    batches = _batches(start, cfg.num_steps, data_key, x, y, cfg.batch_size)
-    for step, batch in zip(range(start, cfg.num_steps), batches):
-      state, m = step_fn(state, batch)
-      done = step + 1
-      pending.append(m["loss"])
-      bar.update(1)
-      last = done == cfg.num_steps or done == stop_after
-      if done % sync_every == 0 or last:  # before anything is evaluated or saved
-        block = np.asarray(jnp.stack(pending), np.float64)
-        bad = np.flatnonzero(~np.isfinite(block))
-        if bad.size:
-          raise FloatingPointError(f"loss became {block[bad[0]]} at step "
-                                   f"{done - len(block) + bad[0] + 1}")
-        losses.extend(block.tolist())
-        pending = []
-      if done % cfg.eval_every == 0 or last:
-        p = batched_proba(state.params, va["image"], mcfg)
-        val_loss = float(-np.mean(np.log(np.clip(np.where(va["label"] == 1, p, 1 - p),
-                                                 1e-7, 1))))
-        rep = pad_report(p, va["label"], [palm_xray.ATTACK_NAMES[a] for a in va["attack"]])
-        history.append({"step": done, "train_loss": float(np.mean(losses[-50:])),
-                        "val_loss": val_loss, "val_acer": rep.acer, "val_auc": rep.auc})
-        bar.set_postfix(val_loss=f"{val_loss:.3f}", acer=f"{100 * rep.acer:.1f}%")
-        ckpts.save_best(done, state, {"val_loss": val_loss})
-        if not progress:
-          log(f"step {done}: train loss {history[-1]['train_loss']:.4f}  val loss "
-              f"{val_loss:.4f}  val ACER {100 * rep.acer:.2f}%  AUC {rep.auc:.4f}  "
-              f"{(done - start) / (time.time() - t0):.1f} steps/s")
-      ckpts.save_latest(done, state, force=last)
-      if done == stop_after:
-        stopped_by = "stop_after"
-        break
+    res = train_loop.run(
+        create_train_state(init_key, cfg), train_step, data.draw_block, key=data_key,
+        num_steps=cfg.num_steps, ckpts=ckpts, evaluate=evaluate_val,
+        eval_every=cfg.eval_every, save_every=cfg.save_every, log_every=cfg.log_every,
+        block_size=data.block_size(), stop_after=stop_after,
+        mesh=parallel.make_mesh(cfg.num_devices),
+        describe=lambda e: (f"val loss {e['val_loss']:.4f}  val ACER "
+                            f"{100 * e['val_acer']:.2f}%  AUC {e['val_auc']:.4f}"),
+        progress=progress, desc=f"palm classifier ({cfg.input})", log=log)
   finally:
-    bar.close()
-    ckpts.wait()
-  best = ckpts.restore_best(state) or state
-  ckpts.close()
+    ckpts.close()
+  best, history, stopped_by = res.best, res.history, res.stopped_by
   p_val = batched_proba(best.params, va["image"], mcfg)
   threshold = threshold_for(p_val, va["label"], criterion="eer")
-  summary = {"final_step": int(state.step), "stopped_by": stopped_by, "history": history,
+  summary = {"final_step": res.final_step, "stopped_by": stopped_by, "history": history,
              "threshold": threshold, "best_step": int(best.step), "n_train_samples": len(x)}
   if export_to and stopped_by != "stop_after":
     export_classifier(export_to, best.params, cfg, threshold,
                       {"history": history, "best_step": int(best.step)})
-    log(f"exported classifier (step {int(best.step)}, threshold {threshold:.3f}) to "
-        f"{export_to}")
+    (log or logger.info)(f"exported classifier (step {int(best.step)}, threshold "
+                         f"{threshold:.3f}) to {export_to}")
   return best.params, summary
 
 

@@ -11,6 +11,7 @@ the previous one kept beside it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Callable
 
@@ -20,6 +21,8 @@ import numpy as np
 from palmjax.errors import InputError
 from palmjax.palm import train as palm_train
 from palmjax.palm.store import FieldStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +54,14 @@ def field_inputs(samples: list, cfg: palm_train.PalmTrainConfig, sr_model: Any
 
 def tune(store_path: str | os.PathLike, classifier: str | os.PathLike, workdir: str, *,
          config: TuneConfig = TuneConfig(), publish_to: str | None = None,
-         progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+         progress: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
   """Fine-tunes ``classifier`` on the store's mistakes; returns the before/after report.
 
   ``publish_to`` (default: ``classifier`` itself) receives the tuned model atomically; the
-  model it replaces is kept as ``<publish_to>.prev-<time>``.
+  model it replaces is kept as ``<publish_to>.prev-<time>``. Log lines go to ``log``
+  (default: this module's logger).
   """
+  log = log or logger.info
   with FieldStore(store_path) as store:
     mistakes = store.mistakes()
   if not mistakes:

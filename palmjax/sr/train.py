@@ -3,7 +3,8 @@
 Pairs of (interpolated low-res, high-res) patches of the same content; MSE loss on the
 pixel difference; Adam (or the paper's SGD with momentum); training stops when the step
 count reaches ``num_steps`` **or** the mean training loss over the last ``log_every`` steps
-falls to ``loss_threshold``.
+falls to ``loss_threshold`` (checked every ``log_every`` steps). The loop is
+:func:`palmjax.train_loop.run`.
 
 The batch at step ``s`` comes from ``jax.random.fold_in(key, s)``, and the optimizer state is
 checkpointed with the parameters, so a run interrupted and resumed from its latest
@@ -13,10 +14,9 @@ checkpoint ends with the same parameters as one that was never interrupted.
 from __future__ import annotations
 
 import dataclasses
-import math
+import logging
 import os
-import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -25,10 +25,12 @@ import optax
 from flax.training import train_state
 
 from palmjax import config as config_lib
-from palmjax import checkpointing, parallel
+from palmjax import checkpointing, parallel, train_loop
 from palmjax.data import images
 from palmjax.errors import InputError
 from palmjax.models import SRCNN, SRCNNConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,12 +102,11 @@ class TrainState(train_state.TrainState):
 
 
 def make_optimizer(cfg: SRTrainConfig) -> optax.GradientTransformation:
-  if cfg.schedule == "cosine":
-    lr = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, min(cfg.warmup_steps, max(cfg.num_steps - 1, 1)),
-        max(cfg.num_steps, 2), end_value=cfg.learning_rate * 0.01)
-  else:
-    lr = optax.linear_schedule(0.0, cfg.learning_rate, max(cfg.warmup_steps, 1))
+  """Adam (or SGD with momentum 0.9) on :func:`palmjax.train_loop.lr_schedule` (cosine to 1%
+  of the peak at ``num_steps``, or constant), after an optional global-norm clip."""
+  lr = train_loop.lr_schedule(cfg.learning_rate, num_steps=cfg.num_steps,
+                              warmup_steps=cfg.warmup_steps, decay=cfg.schedule,
+                              end_fraction=0.01)
   opt = optax.adam(lr) if cfg.optimizer == "adam" else optax.sgd(lr, momentum=0.9)
   if cfg.grad_clip > 0:
     opt = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), opt)
@@ -144,14 +145,18 @@ def make_train_step() -> Callable:
   return jax.jit(train_step, donate_argnums=0)
 
 
+def patch_sampler(pool: images.PairPool, cfg: SRTrainConfig) -> images.PatchSampler:
+  """Training patches of ``cfg``: inputs with the network's context, centred targets."""
+  r = cfg.model_config().radius
+  return images.PatchSampler(pool, cfg.batch_size, cfg.patch_size + 2 * r, crop=r,
+                             augment=cfg.augment)
+
+
 def batch_at(step: int, key: jax.Array, pool: images.PairPool, cfg: SRTrainConfig
              ) -> tuple[np.ndarray, np.ndarray]:
-  """The training batch of ``step``: input patches with context, centred target patches."""
-  r = cfg.model_config().radius
-  size = cfg.patch_size + 2 * r
-  x, y = images.sample_batch(jax.random.fold_in(key, step), pool, cfg.batch_size, size,
-                             augment=cfg.augment)
-  return x, y[:, r:r + cfg.patch_size, r:r + cfg.patch_size]
+  """The training batch of ``step`` on its own (the loop draws the same in blocks)."""
+  x, y = patch_sampler(pool, cfg).draw_block(key, step, 1)
+  return x[0], y[0]
 
 
 def _train_paths(cfg: SRTrainConfig) -> list[str]:
@@ -170,24 +175,28 @@ def _val_paths(cfg: SRTrainConfig) -> list[str]:
 
 
 def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | None = None,
-          progress: bool = True, log: Callable[[str], None] = print,
+          progress: bool = True, log: Callable[[str], None] | None = None,
           stop_after: int | None = None, train_pool: images.PairPool | None = None,
           val_pool: images.PairPool | None = None) -> tuple[TrainState, dict[str, Any]]:
   """Trains (or resumes) an SRCNN in ``workdir``; returns the best state and a summary.
+
+  The loop is :func:`palmjax.train_loop.run`: batches drawn in blocks of steps, losses read
+  back every ``gcd(log_every, eval_every, save_every)`` steps (the loss threshold is checked
+  at every multiple of ``log_every``), the history saved with the checkpoints and continued
+  on resume.
 
   Args:
     cfg: the run's configuration. Resuming requires the saved config to match.
     workdir: run directory (created); holds config.json and the orbax checkpoints.
     export_to: if given, the best parameters are exported there when training ends.
     progress: show a tqdm progress bar.
-    log: sink for the periodic log lines.
+    log: sink for the periodic log lines (default: the ``palmjax.train_loop`` logger).
     stop_after: stop (as if interrupted) after this step, leaving the run resumable;
       used by tests and for time-boxed sessions.
     train_pool, val_pool: pairs already in memory (e.g. simulated palm radiographs: the
       interpolated low-resolution capture and the high-resolution one) instead of the
       folders named in ``cfg``. The caller must pass the same pools when resuming.
   """
-  from tqdm.auto import tqdm
   from palmjax.sr.evaluate import evaluate_pool, summarize
 
   workdir = checkpointing.bind_run_config(workdir, cfg)
@@ -198,71 +207,39 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
       progress=progress)
   if val_pool is None:
     val_pool = images.load_pool(_val_paths(cfg), cfg.scale, cfg.channels, progress=progress)
+  sampler = patch_sampler(pool, cfg)
 
   key = jax.random.key(cfg.seed)
   init_key, data_key = jax.random.split(key)
-  state = create_train_state(init_key, cfg)
   ckpts = checkpointing.RunCheckpoints(workdir, save_every=cfg.save_every)
-  state = ckpts.resume(state, log)
-  # Data-parallel over cfg.num_devices (the same jitted step on 1 device and on N).
-  step_fn = parallel.data_parallel(train_step, parallel.make_mesh(cfg.num_devices))
-  state = parallel.replicate(state, step_fn.mesh)
-
-  start = int(state.step)
-  losses: list[float] = []
-  history: list[dict[str, float]] = []
-  stopped_by = "num_steps"
-  t0 = time.time()
-  bar = tqdm(total=cfg.num_steps, initial=start, desc=f"SRCNN x{cfg.scale}", unit="step",
-             disable=not progress)
   try:
-    for step in range(start, cfg.num_steps):
-      state, metrics = step_fn(state, batch_at(step, data_key, pool, cfg))
-      done = step + 1
-      losses.append(float(metrics["loss"]))
-      if not math.isfinite(losses[-1]):
-        raise FloatingPointError(f"training loss became {losses[-1]} at step {done}; "
-                                 f"lower the learning rate")
-      bar.update(1)
-      mean_loss = float(np.mean(losses[-cfg.log_every:]))
-      if done % cfg.log_every == 0:
-        bar.set_postfix(loss=f"{mean_loss:.3e}")
-      reached = cfg.loss_threshold > 0 and len(losses) >= min(cfg.log_every, done) and \
-          mean_loss <= cfg.loss_threshold
-      last = done == cfg.num_steps or reached or done == stop_after
-      if done % cfg.eval_every == 0 or last:
-        s = summarize(evaluate_pool(state.params, mcfg, val_pool))
-        history.append({"step": done, "loss": mean_loss, **s})
-        ckpts.save_best(done, state, {"val_psnr": s["psnr_sr"]})
-        log(f"step {done}: loss {mean_loss:.3e}  val PSNR {s['psnr_sr']:.2f} dB "
-            f"(bicubic {s['psnr_bicubic']:.2f}, gain {s['psnr_gain']:+.2f})  "
-            f"{(done - start) / (time.time() - t0):.1f} steps/s")
-      ckpts.save_latest(done, state, force=last)
-      if reached:
-        stopped_by = "loss_threshold"
-        log(f"mean loss {mean_loss:.3e} <= threshold {cfg.loss_threshold:g}: stopping")
-        break
-      if done == stop_after:
-        stopped_by = "stop_after"
-        break
+    res = train_loop.run(
+        create_train_state(init_key, cfg), train_step, sampler.draw_block, key=data_key,
+        num_steps=cfg.num_steps, ckpts=ckpts, best_metric="psnr_sr",
+        evaluate=lambda st: summarize(evaluate_pool(st.params, mcfg, val_pool)),
+        eval_every=cfg.eval_every, save_every=cfg.save_every, log_every=cfg.log_every,
+        stop_when=lambda w: (cfg.loss_threshold > 0 and w["loss"] <= cfg.loss_threshold
+                             and "loss_threshold"),
+        stop_after=stop_after, mesh=parallel.make_mesh(cfg.num_devices),
+        describe=lambda e: (f"val PSNR {e['psnr_sr']:.2f} dB (bicubic "
+                            f"{e['psnr_bicubic']:.2f}, gain {e['psnr_gain']:+.2f})"),
+        progress=progress, desc=f"SRCNN x{cfg.scale}", log=log)
   finally:
-    bar.close()
-    ckpts.wait()
-  best = ckpts.restore_best(state) or state
-  summary = {"final_step": int(state.step), "stopped_by": stopped_by,
-             "best_val_psnr": ckpts.best_value(), "history": history}
-  ckpts.close()
-  if export_to and stopped_by != "stop_after":
+    ckpts.close()
+  summary = {"final_step": res.final_step, "stopped_by": res.stopped_by,
+             "best_val_psnr": res.best_value, "history": res.history}
+  if export_to and res.stopped_by != "stop_after":
     export_run(workdir, export_to, log=log, val_pool=val_pool)
-  return best, summary
+  return res.best, summary
 
 
 def export_run(workdir: str | os.PathLike, export_to: str | os.PathLike, *,
-               which: str = "best", log: Callable[[str], None] = print,
+               which: str = "best", log: Callable[[str], None] | None = None,
                val_pool: images.PairPool | None = None) -> dict[str, Any]:
   """Exports the best (or latest) parameters of a run directory as a deployable model.
 
-  The export carries the model config, the run's config and the validation metrics.
+  The export carries the model config, the run's config, the validation metrics and the
+  run's evaluation history (all of it, across resumes).
   """
   from palmjax.sr.evaluate import evaluate_pool, summarize
 
@@ -274,6 +251,7 @@ def export_run(workdir: str | os.PathLike, export_to: str | os.PathLike, *,
   template = create_train_state(jax.random.key(0), dataclasses.replace(cfg, init_from=None))
   ckpts = checkpointing.RunCheckpoints(workdir)
   state = ckpts.restore_best(template) if which == "best" else ckpts.restore_latest(template)
+  history = ckpts.history(template)
   ckpts.close()
   if state is None:
     raise InputError(f"{workdir}: holds no {which} checkpoint yet")
@@ -282,8 +260,8 @@ def export_run(workdir: str | os.PathLike, export_to: str | os.PathLike, *,
     val_pool = images.load_pool(_val_paths(cfg), cfg.scale, cfg.channels)
   val = summarize(evaluate_pool(state.params, mcfg, val_pool))
   metrics = {"validation": val, "validation_data": cfg.val_dir or "embedded",
-             "train_config": cfg.to_dict(), "steps": int(state.step)}
+             "train_config": cfg.to_dict(), "steps": int(state.step), "history": history}
   checkpointing.export_model(export_to, state.params, dataclasses.asdict(mcfg), metrics)
-  log(f"exported {which} model (step {int(state.step)}, validation PSNR "
+  (log or logger.info)(f"exported {which} model (step {int(state.step)}, validation PSNR "
       f"{val['psnr_sr']:.2f} dB, bicubic {val['psnr_bicubic']:.2f}) to {export_to}")
   return metrics
