@@ -97,6 +97,19 @@ def _decode_npy(path: str) -> tuple[np.ndarray, int]:
   return _scale_integer(arr, path)
 
 
+def check_file(path: str | os.PathLike) -> str:
+  """``path`` as a string if it names a non-empty regular file; else an :class:`InputError`
+  naming it (missing, a directory, empty)."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise InputError(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise InputError(f"{path}: is a directory, not an image")
+  if os.path.getsize(path) == 0:
+    raise InputError(f"{path}: empty file")
+  return path
+
+
 def load_image(path: str | os.PathLike, *, channels: int | None = None,
                min_size: int = 1) -> LoadedImage:
   """Loads a PNG/JPEG/BMP/TIFF/NPY image as float32 ``[H, W, C]`` in [0, 1].
@@ -111,13 +124,7 @@ def load_image(path: str | os.PathLike, *, channels: int | None = None,
     InputError: naming the file, for a missing, empty, corrupt or truncated file, an
       unsupported format or bit depth, NaN, or an image smaller than ``min_size``.
   """
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise InputError(f"{path}: no such file")
-  if os.path.isdir(path):
-    raise InputError(f"{path}: is a directory, not an image")
-  if os.path.getsize(path) == 0:
-    raise InputError(f"{path}: empty file")
+  path = check_file(path)
   suffix = pathlib.Path(path).suffix.lower()
   if suffix in ARRAY_SUFFIXES:
     arr, depth = _decode_npy(path)

@@ -156,14 +156,8 @@ def read_radiograph(path: str | os.PathLike, config: ClinicalConfig = ClinicalCo
   Returns the pixels and a record (format, bit depth, colour, inversion, rescale, window).
   Raises :class:`InputError` naming the file for a missing, empty, corrupt or colour file.
   """
-  from palmjax.io import load_image
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise InputError(f"{path}: no such file")
-  if os.path.isdir(path):
-    raise InputError(f"{path}: is a directory, not an image")
-  if os.path.getsize(path) == 0:
-    raise InputError(f"{path}: empty file")
+  from palmjax.io import check_file, load_image
+  path = check_file(path)
   if _is_dicom(path):
     return _read_dicom(path, config)
   img = load_image(path)
