@@ -9,6 +9,9 @@ Two pipelines from two patents:
 
 Numeric kernels shared by both live in :mod:`palmjax.kernels`; metrics in
 :mod:`palmjax.metrics`; models in :mod:`palmjax.models`; datasets in :mod:`palmjax.data`.
+
+Docstrings name the patents' steps as "SPEC P1-P7" (palm) and "SPEC F1-F8" (face): they are
+restated step by step in ``docs/SPEC.md`` in the repository.
 """
 
 __version__ = "0.1.0"
