@@ -56,9 +56,25 @@ def _check_unit_float(arr: np.ndarray, path: str) -> np.ndarray:
   return arr
 
 
+def max_pixels() -> int:
+  """Largest image (width x height) any loader decodes: ``PALMJAX_MAX_PIXELS`` in the
+  environment, default 100 million (a 10000 x 10000 image, 400 MB as float32)."""
+  v = os.environ.get("PALMJAX_MAX_PIXELS", "")
+  try:
+    return int(float(v)) if v else 100_000_000
+  except ValueError:
+    raise InputError(f"PALMJAX_MAX_PIXELS={v!r} is not a number") from None
+
+
 def _decode_pil(path: str) -> tuple[np.ndarray, int]:
+  limit = max_pixels()
   try:
     with Image.open(path) as im:
+      w, h = im.size
+      if w * h > limit:
+        raise InputError(f"{path}: image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels), "
+                         f"more than the {limit / 1e6:.0f} megapixel limit (set "
+                         "PALMJAX_MAX_PIXELS to raise it)")
       im.load()
       mode = im.mode
       if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -81,6 +97,10 @@ def _decode_pil(path: str) -> tuple[np.ndarray, int]:
     raise InputError(f"{path}: no such file") from None
   except UnidentifiedImageError:
     raise InputError(f"{path}: not an image file (or an unsupported format)") from None
+  except Image.DecompressionBombError as e:
+    raise InputError(f"{path}: refused as a decompression bomb ({e})") from None
+  except InputError:
+    raise
   except (OSError, SyntaxError, ValueError) as e:
     raise InputError(f"{path}: corrupt or truncated image ({e})") from None
 

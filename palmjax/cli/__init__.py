@@ -2,8 +2,11 @@
 
 Each module ``palmjax/cli/<name>.py`` defines ``register(subparsers)`` that adds its
 sub-command. Modules import JAX and friends inside their handlers, so ``--help`` is fast.
-Handlers return an exit code; :class:`palmjax.errors.InputError` becomes a one-line
-``error: ...`` message and exit code 2 instead of a traceback.
+Handlers return an exit code. :func:`main` is the one error boundary: an
+:class:`palmjax.errors.InputError`, an ``OSError`` (permissions, a missing folder, a full
+disk), an ``EOFError``, a SQLite error or a non-finite training loss becomes a one-line
+``palmjax: error: ...`` and exit code 2; anything unexpected one line naming it and exit
+code 1 (``palmjax --debug ...`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
       "and liveness, face-terminal image and ultrasonic-echo liveness.")
   from palmjax import __version__
   parser.add_argument("--version", action="version", version=f"palmjax {__version__}")
+  parser.add_argument("--debug", action="store_true",
+                      help="show the full traceback of an unexpected error")
   sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
   for name in _modules():
     importlib.import_module(f"{__name__}.{name}").register(sub)
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   _show_library_log()
+  import sqlite3
+
   from palmjax.errors import InputError
   try:
     return int(args.func(args) or 0)
@@ -73,6 +80,22 @@ def main(argv: list[str] | None = None) -> int:
   except KeyboardInterrupt:
     print("palmjax: interrupted", file=sys.stderr)
     return 130
+  except FloatingPointError as e:  # non-finite training loss (palmjax.train_loop)
+    print(f"palmjax: error: {e}", file=sys.stderr)
+    return 2
+  except (OSError, EOFError, sqlite3.Error) as e:  # permissions, full disks, bad stores
+    if args.debug:
+      raise
+    where = getattr(e, "filename", None)
+    what = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    print(f"palmjax: error: {where + ': ' if where else ''}{what}", file=sys.stderr)
+    return 2
+  except Exception as e:  # noqa: BLE001 - the boundary: one line, never a traceback
+    if args.debug:
+      raise
+    print(f"palmjax: internal error: {type(e).__name__}: {e} (run with --debug for the "
+          "traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
