@@ -67,6 +67,30 @@ def test_perfect_separation_and_thresholds(tmp_path):
   assert (tmp_path / "roc.png").stat().st_size > 1000
 
 
+def test_plot_uses_its_own_figure_and_needs_the_plot_extra(tmp_path, monkeypatch):
+  import sys
+
+  import matplotlib
+  from PIL import Image
+  pyplot = "matplotlib.pyplot" in sys.modules
+  backend = dict.__getitem__(matplotlib.rcParams, "backend")  # raw: resolving imports pyplot
+  s, y = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])
+  plot_roc_det(str(tmp_path / "roc.png"), {"a": (s, y), "b": (1 - s, y)}, title="t")
+  with Image.open(tmp_path / "roc.png") as im:
+    assert im.size == (1000, 450)                  # figsize 10 x 4.5 in at 100 dpi
+    assert len(np.unique(np.asarray(im.convert("L")))) > 20   # drawn, not blank
+  # No global state: the backend is unchanged and pyplot was not pulled in.
+  assert dict.__getitem__(matplotlib.rcParams, "backend") == backend
+  assert ("matplotlib.pyplot" in sys.modules) == pyplot
+  for m in [m for m in sys.modules if m.startswith("matplotlib")]:
+    monkeypatch.delitem(sys.modules, m)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  with pytest.raises(InputError, match=r"ROC/DET plots: matplotlib is not installed; "
+                     r"pip install 'palmjax\[plot\]'"):
+    plot_roc_det(str(tmp_path / "x.png"), {"a": (s, y)})
+  assert not (tmp_path / "x.png").exists()
+
+
 def test_bad_inputs():
   with pytest.raises(InputError, match="differ in length"):
     roc_auc([0.1, 0.2], [1])

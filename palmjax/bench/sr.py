@@ -79,8 +79,7 @@ def _xla_cost(compiled) -> tuple[float | None, float | None]:
 def _torch_rows(torch, size: int, batch: int, dtype: str, timing: dict, time_call,
                 device_kind: str = "cpu"):
   """(forward seconds, train-step seconds) of the PyTorch eager peer."""
-  import torch.nn.functional as F
-  from torch import nn
+  F, nn = torch.nn.functional, torch.nn
 
   torch.manual_seed(0)
   tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
@@ -139,6 +138,7 @@ def run(args: argparse.Namespace) -> list[dict]:
   from palmjax import parallel
   from palmjax.bench import time_call
   from palmjax.errors import InputError
+  from palmjax.extras import require
   from palmjax.models import SRCNN, SRCNNConfig
   from palmjax.sr.train import SRTrainConfig
 
@@ -155,10 +155,10 @@ def run(args: argparse.Namespace) -> list[dict]:
   torch_note = "torch not installed"
   if not args.no_torch:
     try:
-      import torch
+      torch = require("torch", "the PyTorch peer")
       torch_note = f"torch {torch.__version__} eager, channels_last"
-    except ImportError:
-      torch = None
+    except InputError:  # the peer is optional: its column stays empty
+      torch_note = "torch not installed (pip install 'palmjax[bench]')"
   else:
     torch_note = "--no-torch"
 

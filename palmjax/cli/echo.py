@@ -108,18 +108,15 @@ def _analyze(args) -> int:
 
 def plot(feats, cfg, path: str, *, title: str = "") -> None:
   """Range-slow-time map (dB) with region gates, and per-region slow-time spectra."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   import numpy as np
   from palmjax.echo import REGIONS
-  from palmjax.io import atomic_path
   from palmjax.kernels.spectral import periodogram
+  from palmjax.plotting import figure, save_png
   p = cfg.analysis.probe
   env = np.asarray(feats.rt_map)
   rng = np.asarray(feats.range_m)
   sel = (rng >= cfg.analysis.min_range_m) & (rng <= cfg.analysis.max_range_m)
-  fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+  fig, ax = figure(1, 2, figsize=(12, 4.5), purpose="the echo plot")
   db = 20 * np.log10(np.maximum(env[:, sel], 1e-12) / env[:, sel].max())
   t_end = env.shape[0] / p.chirp_rate
   ax[0].imshow(db.T, aspect="auto", origin="lower", vmin=-40, vmax=0, cmap="viridis",
@@ -139,6 +136,4 @@ def plot(feats, cfg, path: str, *, title: str = "") -> None:
   ax[1].legend(fontsize=8)
   fig.suptitle(title)
   fig.tight_layout()
-  with atomic_path(path) as tmp:
-    fig.savefig(tmp, format="png", dpi=110)
-  plt.close(fig)
+  save_png(fig, path, dpi=110)

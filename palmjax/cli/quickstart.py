@@ -7,8 +7,9 @@ Stages (each prints a table and writes its files under ``--out``):
   images never used for training, and one image up-scaled to PNG.
 * ``palm``: simulated palm bone-joint captures (live and the four spoof kinds, from a seed
   the shipped models never saw) through the whole pipeline (quality gate -> palm SRCNN ->
-  classifier): the ISO/IEC 30107-3 metrics table, ROC/DET curves and a contact sheet, and
-  a few captures as JSON records, one of them blurred to show a re-capture request.
+  classifier): the ISO/IEC 30107-3 metrics table, ROC/DET curves and a contact sheet (with
+  the ``plot`` extra, matplotlib; skipped with a note without it), and a few captures as
+  JSON records, one of them blurred to show a re-capture request.
 * ``face``: simulated face-terminal sessions (live, print, mask, a replay on a terminal
   without acoustic hardware, a live session whose echo is missing) through F1-F8 with the
   shipped cue classifiers: proceed / reject / paused / recapture records.
@@ -90,6 +91,8 @@ def _palm_stage(args: argparse.Namespace) -> None:
   import numpy as np
 
   from palmjax.data import palm_xray
+  from palmjax.errors import InputError
+  from palmjax.extras import require
   from palmjax.kernels import gaussian_blur
   from palmjax.metrics import pad_report, plot_roc_det
   from palmjax.palm.detector import PalmLivenessDetector, default_classifier_path
@@ -106,9 +109,15 @@ def _palm_stage(args: argparse.Namespace) -> None:
   sim = det.train_config.sim_config()
   test = simulate(jax.random.key(90_000 + args.seed), args.palm_n, sim, progress=True,
                   desc="simulating palm captures")
-  sheet = palm_xray.sample(jax.random.key(args.seed), 10, sim,
-                           attacks=np.repeat(np.arange(5, dtype=np.int32), 2))
-  palm_xray.contact_sheet(sheet, os.path.join(out, "palm_xray_sheet.png"), per_kind=2)
+  try:
+    require("matplotlib", "the quickstart's plots")
+    plots = None
+  except InputError as e:  # the core install runs the quickstart; plots need [plot]
+    plots = str(e)
+  if plots is None:
+    sheet = palm_xray.sample(jax.random.key(args.seed), 10, sim,
+                             attacks=np.repeat(np.arange(5, dtype=np.int32), 2))
+    palm_xray.contact_sheet(sheet, os.path.join(out, "palm_xray_sheet.png"), per_kind=2)
   p = det.probabilities(test["lr"])
   names = [palm_xray.ATTACK_NAMES[a] for a in test["attack"]]
   rep = pad_report(p, test["label"], names, threshold=det.threshold)
@@ -116,15 +125,18 @@ def _palm_stage(args: argparse.Namespace) -> None:
         "(chosen at the validation EER)\n")
   print("\n".join("  " + l for l in rep.markdown(
       f"{args.palm_n} simulated captures, seed {90_000 + args.seed}").splitlines()))
-  plot_roc_det(os.path.join(out, "palm_roc_det.png"), {det.train_config.input: (p, test["label"])},
-               title="palm liveness, simulated captures")
+  if plots is None:
+    plot_roc_det(os.path.join(out, "palm_roc_det.png"),
+                 {det.train_config.input: (p, test["label"])},
+                 title="palm liveness, simulated captures")
   demo = test["lr"][:4].copy()
   demo[3] = np.asarray(gaussian_blur(demo[3], 2.5))  # a shaken capture
   print("\n  pipeline records (the last capture blurred on purpose):")
   for r, name in zip(det.detect(demo), names[:3] + [names[3] + " (blurred)"]):
     rec = {"truth": name, **{k: v for k, v in r.to_dict().items() if k != "quality"}}
     print("  " + json.dumps(rec))
-  print(f"\n  plots: {out}/palm_roc_det.png, {out}/palm_xray_sheet.png")
+  print(f"\n  plots: {out}/palm_roc_det.png, {out}/palm_xray_sheet.png" if plots is None
+        else f"\n  plots skipped: {plots}")
 
 
 def _face_stage(args: argparse.Namespace) -> None:

@@ -26,9 +26,10 @@ import dataclasses
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
 
+from palmjax.data._tfds import tfds
 from palmjax.face.session import KINDS
+
 _SPLITS = ("train", "validation", "test")
 
 

@@ -50,8 +50,8 @@ import os
 import pathlib
 
 import numpy as np
-import tensorflow_datasets as tfds
 
+from palmjax.data._tfds import tfds
 from palmjax.errors import InputError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")

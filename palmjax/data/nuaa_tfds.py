@@ -36,7 +36,8 @@ import os
 import re
 
 import numpy as np
-import tensorflow_datasets as tfds
+
+from palmjax.data._tfds import tfds
 
 NAME_RE = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.jpe?g$", re.IGNORECASE)
 CLASS_DIRS = {"ClientRaw": 1, "ImposterRaw": 0}

@@ -26,9 +26,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from palmjax.data import palm_xray
+from palmjax.data._tfds import tfds
 
 _SPLITS = ("train", "validation", "test")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from palmjax.assets import checkpoint_path
 from palmjax.errors import InputError, check_finite
 from palmjax.face import cues as cues_lib
 from palmjax.face.decision import DecisionConfig, DecisionRecord, decide_acoustic
@@ -94,14 +95,12 @@ class FaceModels:
 
 def default_models_path() -> pathlib.Path:
   """The shipped cue models trained on real faces (NUAA; see README)."""
-  from palmjax.sr.inference import checkpoints_dir
-  return checkpoints_dir() / "face_cues"
+  return checkpoint_path("face_cues")
 
 
 def sim_models_path() -> pathlib.Path:
   """The shipped cue models trained on simulated sessions only (whole 64x64 frames)."""
-  from palmjax.sr.inference import checkpoints_dir
-  return checkpoints_dir() / "face_cues_sim"
+  return checkpoint_path("face_cues_sim")
 
 
 def load_models(directory: str | os.PathLike | None = None, *,

@@ -173,14 +173,11 @@ def plot_roc_det(path: str, curves: dict[str, tuple[Any, Any]], *, title: str = 
 
   ``curves`` maps a legend name to ``(scores, labels)``. Written atomically as PNG.
   """
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   from scipy.stats import norm
 
-  from palmjax.io import atomic_path
+  from palmjax.plotting import figure, save_png
 
-  fig, (ax_roc, ax_det) = plt.subplots(1, 2, figsize=(10, 4.5))
+  fig, (ax_roc, ax_det) = figure(1, 2, figsize=(10, 4.5), purpose="ROC/DET plots")
   eps = 1e-4
   for name, (s, y) in curves.items():
     apcer, bpcer, _ = roc_curve(s, y)
@@ -200,6 +197,4 @@ def plot_roc_det(path: str, curves: dict[str, tuple[Any, Any]], *, title: str = 
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  with atomic_path(path) as tmp:
-    fig.savefig(tmp, dpi=100, format="png")
-  plt.close(fig)
+  save_png(fig, path, dpi=100)

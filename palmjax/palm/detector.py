@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from palmjax.assets import checkpoint_path
 from palmjax.errors import InputError, check_image_array
 from palmjax.palm import quality as quality_lib
 from palmjax.palm import train as palm_train
@@ -45,8 +46,7 @@ class PalmResult:
 
 
 def default_classifier_path() -> pathlib.Path:
-  from palmjax.sr.inference import checkpoints_dir
-  return checkpoints_dir() / "palm_classifier"
+  return checkpoint_path("palm_classifier")
 
 
 class PalmLivenessDetector:

@@ -13,13 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from palmjax import checkpointing
+# checkpoints_dir is re-exported for callers that still import it from here (palm.train).
+from palmjax.assets import checkpoint_path, checkpoints_dir  # noqa: F401
 from palmjax.errors import InputError, check_image_array
 from palmjax.io import load_image, save_image
 from palmjax.kernels import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
 from palmjax.models import SRCNN, SRCNNConfig
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
 
 @dataclasses.dataclass(frozen=True)
 class SRModel:
@@ -34,15 +33,9 @@ class SRModel:
     return self.config.scale
 
 
-def checkpoints_dir() -> pathlib.Path:
-  """``$PALMJAX_CHECKPOINTS`` or the repository's ``checkpoints/``."""
-  env = os.environ.get("PALMJAX_CHECKPOINTS")
-  return pathlib.Path(env) if env else REPO_ROOT / "checkpoints"
-
-
 def default_checkpoint(scale: int) -> pathlib.Path:
   """Path of the shipped SRCNN for ``scale`` (``checkpoints/srcnn_x{scale}``)."""
-  return checkpoints_dir() / f"srcnn_x{scale}"
+  return checkpoint_path(f"srcnn_x{scale}")
 
 
 def abstract_params(config: SRCNNConfig):
