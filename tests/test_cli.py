@@ -74,3 +74,53 @@ def test_palm_train_bad_model_flags_are_named(tmp_path, capsys, flags, message):
   err = capsys.readouterr().err
   assert message in err and "Traceback" not in err
   assert not (tmp_path / "run").exists()
+
+
+def _bomb_png(path, side=30000):
+  """A valid PNG header claiming ``side`` x ``side`` pixels, with a tiny body."""
+  import struct
+  import zlib
+
+  def chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+  ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+  path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                   + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def test_error_boundary(tmp_path, capsys, monkeypatch):
+  bomb = tmp_path / "bomb.png"
+  _bomb_png(bomb)
+  assert main(["sr", "upscale", "--scale", "2", str(bomb), str(tmp_path / "o.png")]) == 2
+  err = capsys.readouterr().err
+  assert "bomb.png" in err and ("decompression bomb" in err or "megapixel limit" in err)
+  monkeypatch.setenv("PALMJAX_MAX_PIXELS", "1000")
+  small = tmp_path / "small.png"
+  Image.fromarray(np.zeros((40, 40), np.uint8)).save(small)
+  assert main(["sr", "upscale", "--scale", "2", str(small), str(tmp_path / "o.png")]) == 2
+  assert "40x40 pixels" in capsys.readouterr().err  # over the configured limit
+  monkeypatch.delenv("PALMJAX_MAX_PIXELS")
+
+  def broken(args):
+    raise RuntimeError("something nobody expected")
+
+  def no_space(args):
+    raise OSError(28, "No space left on device", str(tmp_path / "out.png"))
+
+  import palmjax.cli as cli_mod
+  original = cli_mod.build_parser
+  for fn, code, text in ((broken, 1, "internal error: RuntimeError: something nobody "
+                          "expected (run with --debug"),
+                         (no_space, 2, "out.png: No space left on device")):
+    parser = original()
+    monkeypatch.setattr(cli_mod, "build_parser", lambda p=parser: p)
+    args = parser.parse_args(["face", "simulate", "--out", str(tmp_path / "s")])
+    monkeypatch.setattr(parser, "parse_args", lambda argv=None, a=args: a)
+    args.func = fn
+    assert main([]) == code
+    err = capsys.readouterr().err
+    assert text in err and "Traceback" not in err
+    args.debug = True
+    with pytest.raises((RuntimeError, OSError)):
+      main([])

@@ -63,9 +63,8 @@ def test_every_library_import_is_declared_and_optional_ones_go_through_require()
         undeclared.append(f"{path.relative_to(REPO)}: {name}")
   assert not undeclared, "imports missing from [project] dependencies: " + ", ".join(undeclared)
   # matplotlib goes through palmjax.plotting, TFDS through palmjax.data._tfds, torch through
-  # require; palm_xray.py's contact sheet is converted on another branch (issue 16, item 4).
-  pending = {"palmjax/data/palm_xray.py: import matplotlib"}
-  assert set(direct) <= pending, direct
+  # require.
+  assert not direct, direct
 
 
 def test_test_and_all_extras_pull_in_the_others():

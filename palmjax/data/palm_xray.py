@@ -1038,18 +1038,15 @@ def contact_sheet(batch: dict[str, Any], path: str, *, per_kind: int = 2,
 
   Kinds missing from ``batch`` get an empty row. Written atomically.
   """
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  from palmjax.io import atomic_path
+  from palmjax.plotting import figure, save_png
 
   if per_kind < 1:
     raise InputError(f"per_kind must be >= 1, got {per_kind}")
   attack = np.asarray(batch["attack"])
   hr, lr = np.asarray(batch["hr"]), np.asarray(batch["lr"])
   rows, cols = len(ATTACK_NAMES), 2 * per_kind
-  fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.8 * rows), squeeze=False)
+  fig, axes = figure(rows, cols, figsize=(1.7 * cols, 1.8 * rows), squeeze=False,
+                     purpose="the palm contact sheet")
   for kind, name in enumerate(ATTACK_NAMES):
     idx = np.flatnonzero(attack == kind)[:per_kind]
     for j in range(per_kind):
@@ -1066,6 +1063,4 @@ def contact_sheet(batch: dict[str, Any], path: str, *, per_kind: int = 2,
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  with atomic_path(path) as tmp:
-    fig.savefig(tmp, dpi=110, format="png")
-  plt.close(fig)
+  save_png(fig, path, dpi=110)

@@ -192,8 +192,9 @@ def load_sr_for(cfg: PalmTrainConfig):
   """The SRCNN used for ``input="srcnn"``: ``cfg.sr_checkpoint`` or the shipped palm model."""
   if cfg.input != "srcnn":
     return None
-  from palmjax.sr.inference import checkpoints_dir, load_model
-  path = cfg.sr_checkpoint or str(checkpoints_dir() / f"palm_srcnn_x{cfg.scale}")
+  from palmjax.assets import checkpoint_path
+  from palmjax.sr.inference import load_model
+  path = cfg.sr_checkpoint or str(checkpoint_path(f"palm_srcnn_x{cfg.scale}"))
   return load_model(path, scale=cfg.scale)
 
 

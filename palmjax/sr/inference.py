@@ -13,8 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from palmjax import checkpointing
-# checkpoints_dir is re-exported for callers that still import it from here (palm.train).
-from palmjax.assets import checkpoint_path, checkpoints_dir  # noqa: F401
+from palmjax.assets import checkpoint_path
 from palmjax.errors import InputError, check_image_array
 from palmjax.io import load_image, save_image
 from palmjax.kernels import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
