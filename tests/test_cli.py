@@ -124,3 +124,14 @@ def test_error_boundary(tmp_path, capsys, monkeypatch):
     args.debug = True
     with pytest.raises((RuntimeError, OSError)):
       main([])
+
+
+def test_sr_upscale_refuses_to_overwrite_its_input(tmp_path, capsys):
+  src = tmp_path / "in.png"
+  Image.fromarray((np.random.default_rng(0).random((24, 24)) * 255).astype(np.uint8)).save(src)
+  before = src.read_bytes()
+  assert main(["sr", "upscale", "--scale", "2", str(src), str(src)]) == 2
+  assert "is the input image" in capsys.readouterr().err
+  assert src.read_bytes() == before
+  assert main(["sr", "upscale", "--scale", "2", str(src), str(tmp_path)]) == 2
+  assert "is a directory" in capsys.readouterr().err

@@ -109,8 +109,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _upscale(args: argparse.Namespace) -> int:
+  from palmjax.errors import InputError
   from palmjax.sr.inference import load_model, upscale_file
   _check_scale(args.scale)
+  if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+    raise InputError(f"{args.output}: is the input image; write the result to another file")
+  if os.path.isdir(args.output):
+    raise InputError(f"{args.output}: is a directory; give the output image's file name")
   model = load_model(args.checkpoint, scale=args.scale)
   h, w = upscale_file(args.input, args.output, model, scale=args.scale)
   print(f"wrote {args.output} ({w}x{h})")
