@@ -57,7 +57,16 @@ def _run(x, y, workdir=None, **kw):
 
 def test_docstring_example_runs():
   # The module docstring is the documented API of the in-memory convenience: it must run.
-  res = doctest.testmod(train_loop, verbose=False)
+  # Its log lines go to the library logger; a CLI test earlier in the same process may have
+  # routed that logger to stdout (palmjax.cli), which doctest would read as output.
+  import logging
+  lib = logging.getLogger("palmjax")
+  handlers, propagate = lib.handlers[:], lib.propagate
+  lib.handlers, lib.propagate = [], False
+  try:
+    res = doctest.testmod(train_loop, verbose=False)
+  finally:
+    lib.handlers, lib.propagate = handlers, propagate
   assert res.attempted >= 8 and res.failed == 0
 
 
