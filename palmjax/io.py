@@ -185,11 +185,20 @@ def list_images(directory: str | os.PathLike, *, suffixes=IMAGE_SUFFIXES) -> lis
   return files
 
 
+def _umask() -> int:
+  """The process umask (read by setting and restoring it; no other way in Python)."""
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
   """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
 
-  A crash or exception leaves ``path`` as it was (never half-written).
+  A crash or exception leaves ``path`` as it was (never half-written). The file gets the
+  permissions any new file gets (``0o666`` less the umask), not ``mkstemp``'s private
+  ``0o600``.
   """
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
@@ -200,6 +209,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     yield tmp
     with open(tmp, "rb") as f:
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

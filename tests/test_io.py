@@ -106,3 +106,15 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     with open(tmp, "w") as f:
       f.write("new")
   assert target.read_text() == "new"
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+  import os
+
+  from palmjax.io import save_image
+  old = os.umask(0o027)
+  try:
+    save_image(str(tmp_path / "a.png"), np.zeros((4, 4, 1), np.float32))
+  finally:
+    os.umask(old)
+  assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o640

@@ -319,3 +319,21 @@ def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
                str(tmp_path / "bad.dcm")]) == 2
   err = capsys.readouterr().err
   assert "corrupt or unreadable DICOM" in err and len(err.strip().splitlines()) == 1
+
+
+def test_store_refuses_a_damaged_file(tmp_path):
+  from palmjax.palm.store import FieldStore
+  path = tmp_path / "field.sqlite"
+  rng = np.random.default_rng(0)
+  with FieldStore(path) as s:
+    for i in range(30):
+      s.add(rng.random((32, 32, 1)).astype(np.float32), label=i % 2, verdict=0)
+  size = path.stat().st_size
+  assert size > 4 * 4096
+  with open(path, "r+b") as f:         # scribble over pages 2 and 3 (b-tree pages)
+    f.seek(4096 + 16)
+    f.write(rng.integers(0, 256, 2 * 4096, dtype=np.uint8).tobytes())
+  with pytest.raises(InputError, match="damaged|not a palmjax field store"):
+    FieldStore(path)
+  with pytest.raises(InputError, match="is not a file"):
+    FieldStore(tmp_path)

@@ -79,13 +79,30 @@ class FieldStore:
     self.path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(self.path))
     os.makedirs(parent, exist_ok=True)
+    existed = os.path.exists(self.path)
+    if existed and not os.path.isfile(self.path):
+      raise InputError(f"{self.path}: is not a file; give the field store's file name")
     try:
       self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
       self._db.execute("PRAGMA journal_mode=WAL")
       self._db.execute("PRAGMA synchronous=FULL")
       self._db.executescript(_SCHEMA)
+    except sqlite3.OperationalError as e:
+      if "readonly" in str(e) or "unable to open" in str(e):
+        raise InputError(f"{self.path}: cannot write the field store (read-only file or "
+                         f"folder, or no permission: {e})") from None
+      raise InputError(f"{self.path}: not a palmjax field store ({e})") from None
     except sqlite3.DatabaseError as e:
       raise InputError(f"{self.path}: not a palmjax field store ({e})") from None
+    if existed:  # a damaged store must not take new samples (they could be lost)
+      try:
+        check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+      except sqlite3.DatabaseError as e:
+        check = str(e)
+      if check != "ok":
+        self._db.close()
+        raise InputError(f"{self.path}: the field store is damaged (SQLite quick_check: "
+                         f"{check}); restore it from a backup before adding samples")
 
   def close(self) -> None:
     self._db.close()
