@@ -319,6 +319,13 @@ def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
                str(tmp_path / "bad.dcm")]) == 2
   err = capsys.readouterr().err
   assert "corrupt or unreadable DICOM" in err and len(err.strip().splitlines()) == 1
+  # Many inputs: the good ones are judged, the bad one gets an error record, order is kept.
+  assert main(["palm", "detect", "--classifier", str(classifier), str(tmp_path / "x.dcm"),
+               str(tmp_path / "bad.png"), str(tmp_path / "x.dcm")]) == 2
+  recs = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+  assert [r["source"] for r in recs] == [str(tmp_path / n) for n in ("x.dcm", "bad.png",
+                                                                      "x.dcm")]
+  assert "empty file" in recs[1]["error"] and recs[0]["probability"] == recs[2]["probability"]
 
 
 def test_store_refuses_a_damaged_file(tmp_path):
