@@ -47,7 +47,8 @@ class DetectorConfig:
     backend: ``"blazeface"`` or ``"haar"``.
     score_threshold: minimum BlazeFace score (sigmoid of the class logit).
     nms_iou: boxes overlapping more than this are one face.
-    margin: the crop's side is ``(1 + 2 * margin)`` times the box's longer side.
+    margin: the crop's side is ``(1 + 2 * margin)`` times the box's longer side (the cue
+      models fix their own crop margin: ``FeatureConfig.crop_margin``).
     fill_padding: the fallback pass pads the image by this fraction of its longer side.
     min_face_fraction: boxes whose side is below this fraction of the image's shorter
       side are ignored (background faces, noise).

@@ -136,7 +136,7 @@ def assess(frames: Any, timestamps: Any, models: Any, config: LivenessConfig = L
                           "no face found: look at the camera and capture again",
                           {"colour": None, "texture": None, "lighting": None}, None, 0, t,
                           capture_s)
-  crops = crop_session(x, det, models.face_size, config.detector.margin)
+  crops = crop_session(x, det, models.face_size, models.features.crop_margin)
   z = models.cue_log_odds(crops)
   fcfg = config.fusion if config.fusion is not None else models.fusion
   probs = {c: (None if v is None else 1.0 / (1.0 + math.exp(-v))) for c, v in z.items()}
