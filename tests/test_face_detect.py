@@ -6,6 +6,7 @@ The face images are scikit-image's bundled photographs (``astronaut``: one face;
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import hypothesis.strategies as st
@@ -158,7 +159,14 @@ def test_still_fusion_ignores_lighting(zc, zt):
   b = fuse_image(pc, pt, 0.001, 1, 0.0, cfg)  # one frame: lighting accuracy 0
   assert a.branch == b.branch == "no_lighting_mean" and a.discarded == "lighting"
   assert a.probability == pytest.approx(b.probability)
-  assert a.probability == pytest.approx(1 / (1 + math.exp(-(zc + zt) / 2)), rel=1e-9)
+  # Reference: the mean of the exact log-odds of the float probabilities passed in (pc, pt
+  # are roundings of sigmoid(zc), sigmoid(zt): near 0 or 1 their log-odds differ from zc, zt
+  # by far more than 1e-9, so the reference is computed from them in 50-digit decimals).
+  with decimal.localcontext() as ctx:
+    ctx.prec = 50
+    lo = [(decimal.Decimal(q) / (1 - decimal.Decimal(q))).ln() for q in (pc, pt)]
+    ref = 1 / (1 + ((-(lo[0] + lo[1]) / 2).exp()))
+  assert a.probability == pytest.approx(float(ref), rel=1e-9)
   assert 0 < a.probability < 1
   m = fuse_image(pc, pt, None, 1, 0.0, ImageFusionConfig(colour_preset=0.0, texture_preset=0.0))
   assert m.branch == "no_lighting_min" and m.probability == pytest.approx(min(pc, pt))
