@@ -83,7 +83,8 @@ def _sim_baseline(test):
                                               cues=(c,))[c] for i in range(0, len(x), 256)])
     zs[c] = getattr(m, c).log_odds(feats)
   fused = T.fused_log_odds(zs["colour"], zs["texture"])
-  thr = float(np.log(m.fusion.image_threshold / (1 - m.fusion.image_threshold)))
+  from palmjax.face.fusion import logit
+  thr = logit(m.fusion.image_threshold)
   return [_row("simulator-only models, fused (before)", fused, test["label"], thr)]
 
 

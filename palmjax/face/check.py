@@ -24,7 +24,7 @@ from palmjax.errors import InputError, check_finite
 from palmjax.face import cues as cues_lib
 from palmjax.face.decision import DecisionConfig, DecisionRecord, decide_acoustic
 from palmjax.face.detect import DetectorConfig
-from palmjax.face.fusion import ImageFusionConfig, fuse_image
+from palmjax.face.fusion import ImageFusionConfig, fuse_image, sigmoid
 from palmjax.face.session import Session, check_frames
 from palmjax.face.similarity import LBP_EMBEDDING, Embedding, similarity
 
@@ -85,8 +85,7 @@ class FaceModels:
             for c in cues_lib.CUES}
 
   def cue_probabilities(self, frames: np.ndarray) -> dict[str, float | None]:
-    return {c: (None if z is None else 1.0 / (1.0 + np.exp(-z)))
-            for c, z in self.cue_log_odds(frames).items()}
+    return {c: (None if z is None else sigmoid(z)) for c, z in self.cue_log_odds(frames).items()}
 
   def batch_probabilities(self, frames: np.ndarray) -> dict[str, np.ndarray]:
     f = cues_lib.cue_features(frames, self.features, cues=self.cues)

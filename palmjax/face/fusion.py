@@ -95,8 +95,7 @@ def fuse_image(colour: float, texture: float, lighting: float | None, frame_coun
       branch, p = "no_lighting_min", min(colour, texture)
     else:  # mean log-odds (probabilities are never exactly 0 or 1: see face.cues)
       branch = "no_lighting_mean"
-      z = (_logit(colour) + _logit(texture)) / 2
-      p = 1.0 / (1.0 + math.exp(-z))
+      p = sigmoid(mean_log_odds(logit(colour), logit(texture)))
   elif sufficient:
     probs = {"colour": colour, "texture": texture, "lighting": lighting}
     branch = "min"
@@ -139,9 +138,22 @@ def fuse_image(colour: float, texture: float, lighting: float | None, frame_coun
                      discarded, frame_count, capture_s)
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
+  """``log(p / (1 - p))`` (``p`` clipped into (0, 1) so 0 and 1 stay finite)."""
   p = min(max(float(p), 1e-300), 1.0 - 1e-16)
   return math.log(p) - math.log1p(-p)
+
+
+def sigmoid(z: float) -> float:
+  """``1 / (1 + exp(-z))`` of a (bounded, see :func:`palmjax.face.cues.bound_log_odds`)
+  log-odds value."""
+  return 1.0 / (1.0 + math.exp(-float(z)))
+
+
+def mean_log_odds(colour: Any, texture: Any) -> Any:
+  """F5 for a still (the lighting cue weightless): the mean of the colour and texture
+  log-odds (floats or arrays)."""
+  return (colour + texture) / 2
 
 
 def _opt(v: float | None) -> float | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from typing import Any
 
@@ -29,8 +28,9 @@ import numpy as np
 
 from palmjax.errors import InputError
 from palmjax.face import detect as detect_lib
-from palmjax.face.fusion import ImageFusionConfig, fuse_image
-from palmjax.face.session_io import DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, load_session
+from palmjax.face.fusion import ImageFusionConfig, fuse_image, logit
+from palmjax.face.session_io import (DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE, downscale,
+                                     load_session)
 
 DECISIONS = ("live", "spoof", "recapture")
 
@@ -67,11 +67,6 @@ class LivenessResult:
     return json.dumps(self.to_dict(), default=float, **kwargs)
 
 
-def logit(p: float) -> float:
-  """``log(p / (1 - p))`` for ``p`` strictly inside (0, 1)."""
-  return math.log(p) - math.log1p(-p)
-
-
 def load_frames(path: str | os.PathLike, config: LivenessConfig = LivenessConfig()
                 ) -> tuple[np.ndarray, np.ndarray | None]:
   """Frames ``[T, H, W, 3]`` float32 and timestamps (or ``None``) of an image file, a folder
@@ -80,23 +75,14 @@ def load_frames(path: str | os.PathLike, config: LivenessConfig = LivenessConfig
   p = os.fspath(path)
   if os.path.isfile(p) and p.lower().endswith(tuple(IMAGE_SUFFIXES) + tuple(ARRAY_SUFFIXES)):
     img = load_image(p, channels=3).pixels.astype(np.float32)
-    return _downscale(img, config.max_side)[None], None
+    return downscale(img, config.max_side)[None], None
   sess = load_session(p, max_frames=config.max_frames, max_side=config.max_side)
   frames = np.asarray(sess.frames, np.float32)[:config.max_frames]
   ts = None if sess.timestamps is None else np.asarray(sess.timestamps)[:len(frames)]
   if os.path.isdir(p) and ts is None and len(frames) > 1:
     ts = np.arange(len(frames)) / config.fps
-  return np.stack([_downscale(f, config.max_side) for f in frames]), ts
-
-
-def _downscale(img: np.ndarray, max_side: int) -> np.ndarray:
-  h, w = img.shape[:2]
-  if max(h, w) <= max_side:
-    return img
-  import cv2
-  s = max_side / max(h, w)
-  return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
-                    interpolation=cv2.INTER_AREA)
+  # Videos are downscaled on decode already; frame folders are loaded at full size.
+  return np.stack([downscale(f, config.max_side) for f in frames]), ts
 
 
 def detect_session(frames: np.ndarray, config: detect_lib.DetectorConfig
@@ -137,9 +123,8 @@ def assess(frames: Any, timestamps: Any, models: Any, config: LivenessConfig = L
                           {"colour": None, "texture": None, "lighting": None}, None, 0, t,
                           capture_s)
   crops = crop_session(x, det, models.face_size, models.features.crop_margin)
-  z = models.cue_log_odds(crops)
+  probs = models.cue_probabilities(crops)
   fcfg = config.fusion if config.fusion is not None else models.fusion
-  probs = {c: (None if v is None else 1.0 / (1.0 + math.exp(-v))) for c, v in z.items()}
   fu = fuse_image(probs["colour"], probs["texture"], probs["lighting"], t, capture_s, fcfg)
   decision = "live" if fu.passed else "spoof"
   reason = ("image liveness passed: " if fu.passed else "image liveness failed: ") + fu.reason

@@ -66,13 +66,25 @@ def load_frames_dir(directory: str | os.PathLike, *, fps: float | None = None) -
                  blink_times=None if bt is None else np.asarray(bt, np.float64), source=d)
 
 
+def downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:
+  """``image [H, W, C]`` shrunk by area averaging so its longer side is at most
+  ``max_side`` (unchanged when it already fits, or for ``None``)."""
+  h, w = image.shape[:2]
+  if max_side is None or max(h, w) <= max_side:
+    return image
+  import cv2
+  s = max_side / max(h, w)
+  return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                    interpolation=cv2.INTER_AREA)
+
+
 DEFAULT_MAX_FRAMES = 32   # about 1 s of a 30 fps clip: enough for the lighting cue (F5)
 DEFAULT_MAX_SIDE = 640    # frames are downscaled on decode so the longer side is at most this
 
 
 def load_video(path: str | os.PathLike, *, max_frames: int | None = DEFAULT_MAX_FRAMES,
                max_side: int | None = DEFAULT_MAX_SIDE) -> Session:
-  """A session from a video file, decoded as a stream (OpenCV, the ``[video]`` extra).
+  """A session from a video file, decoded as a stream (OpenCV).
 
   Only the first ``max_frames`` consecutive frames are kept (``None``: all of them) and
   each is downscaled on decode (area averaging) so its longer side is at most
@@ -105,12 +117,7 @@ def load_video(path: str | os.PathLike, *, max_frames: int | None = DEFAULT_MAX_
       if not ok or bgr is None:
         break
       ts.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
-      h, w = bgr.shape[:2]
-      if max_side is not None and max(h, w) > max_side:
-        s = max_side / max(h, w)
-        bgr = cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))),
-                         interpolation=cv2.INTER_AREA)
-      frames.append(bgr[..., ::-1].astype(np.float32) / 255.0)
+      frames.append(downscale(bgr, max_side)[..., ::-1].astype(np.float32) / 255.0)
   finally:
     cap.release()
   if not frames:

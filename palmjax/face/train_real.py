@@ -36,7 +36,7 @@ import numpy as np
 from palmjax import config as config_lib
 from palmjax.errors import InputError
 from palmjax.face import cues as cues_lib
-from palmjax.face.fusion import ImageFusionConfig
+from palmjax.face.fusion import ImageFusionConfig, mean_log_odds, sigmoid
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,9 @@ def crop_features(faces: np.ndarray, fc: cues_lib.FeatureConfig, *, chunk: int =
 
 
 def fused_log_odds(colour: np.ndarray, texture: np.ndarray) -> np.ndarray:
-  """F5 for stills with the lighting cue weightless: the mean of the two log-odds."""
-  return (np.asarray(colour, np.float64) + np.asarray(texture, np.float64)) / 2
+  """F5 for stills with the lighting cue weightless (:func:`palmjax.face.fusion.
+  mean_log_odds`) on arrays of log-odds."""
+  return mean_log_odds(np.asarray(colour, np.float64), np.asarray(texture, np.float64))
 
 
 def face_pairs(labels: np.ndarray, subjects: np.ndarray, n_pairs: int, seed: int = 0
@@ -169,7 +170,7 @@ def train_real(faces: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
              metrics["calibration_accuracy"])
   zf = fused_log_odds(dev_z["colour"], dev_z["texture"])
   thr_z = threshold_for(zf, y[dev], criterion="bpcer", target=cfg.dev_bpcer)
-  thr = float(1.0 / (1.0 + np.exp(-thr_z)))
+  thr = sigmoid(thr_z)
   # Per-cue presets: a cue rejects alone only when it is confidently "spoof" (log-odds
   # below -3, P < 0.047); the fused threshold does the work.
   fusion = ImageFusionConfig(colour_preset=0.047, texture_preset=0.047, lighting_preset=0.047,
