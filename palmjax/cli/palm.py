@@ -222,28 +222,13 @@ def _detect(args: argparse.Namespace) -> int:
   from palmjax.palm.detector import PalmLivenessDetector
   import sys
 
-  import numpy as np
-
-  from palmjax.errors import InputError
-  from palmjax.palm import clinical
   det = PalmLivenessDetector(args.classifier, threshold=args.threshold, binary=args.binary,
                              quality=None if args.no_quality_gate else _quality())
   # Every input gets a line, in order: a result, or {"source", "error"} for a file that
   # cannot be read (the others are still judged); exit code 2 if any input failed.
-  cfg = clinical.ClinicalConfig(size=det.lr_size)
-  loaded, errors = [], {}
-  for i, path in enumerate(args.images):
-    try:
-      x, rec = clinical.load_capture(path, cfg)
-      loaded.append((i, path, x, rec))
-    except InputError as e:
-      errors[i] = str(e)
-      print(f"palmjax: error: {e}", file=sys.stderr)
-  results = {}
-  if loaded:
-    out = det.detect(np.stack([x for _, _, x, _ in loaded]), [p for _, p, _, _ in loaded],
-                     [r for _, _, _, r in loaded])
-    results = {i: r for (i, _, _, _), r in zip(loaded, out)}
+  results, errors = det.detect_each(args.images)
+  for message in errors.values():
+    print(f"palmjax: error: {message}", file=sys.stderr)
   for i, path in enumerate(args.images):
     rec = results[i].to_dict() if i in results else {"source": path, "error": errors[i]}
     print(json.dumps(rec))

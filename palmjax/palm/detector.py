@@ -16,7 +16,6 @@ import os
 import pathlib
 from typing import Any, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from palmjax.assets import checkpoint_path
@@ -131,13 +130,30 @@ class PalmLivenessDetector:
     the clinical input path (:func:`palmjax.palm.clinical.load_capture`: hand found,
     cropped with a margin, resampled). Each result's ``input`` records what was done.
     """
+    results, errors = self.detect_each(paths)
+    if errors:
+      raise InputError(next(iter(errors.values())))
+    return [results[i] for i in range(len(paths))]
+
+  def detect_each(self, paths: Sequence[str | os.PathLike]
+                  ) -> tuple[dict[int, PalmResult], dict[int, str]]:
+    """Like :meth:`detect_files`, but a file that cannot be read does not stop the others:
+    returns ``({index: result}, {index: error message})`` (the good files judged in one
+    batch)."""
     from palmjax.palm import clinical
-    cfg = clinical.ClinicalConfig(size=self.lr_size)
-    imgs, recs = [], []
-    for p in paths:
-      x, rec = clinical.load_capture(p, cfg)
-      imgs.append(x)
-      recs.append(rec)
-    if not imgs:
+    if not len(paths):
       raise InputError("no images given")
-    return self.detect(np.stack(imgs), [os.fspath(p) for p in paths], recs)
+    cfg = clinical.ClinicalConfig(size=self.lr_size)
+    loaded, errors = [], {}
+    for i, p in enumerate(paths):
+      try:
+        x, rec = clinical.load_capture(p, cfg)
+        loaded.append((i, os.fspath(p), x, rec))
+      except InputError as e:
+        errors[i] = str(e)
+    results: dict[int, PalmResult] = {}
+    if loaded:
+      out = self.detect(np.stack([x for _, _, x, _ in loaded]), [p for _, p, _, _ in loaded],
+                        [r for _, _, _, r in loaded])
+      results = {i: r for (i, _, _, _), r in zip(loaded, out)}
+    return results, errors
