@@ -97,6 +97,27 @@ def sim_eval(params, mcfg, cfg, threshold, n, seed, sr_model) -> dict:
           "auc": rep.auc}
 
 
+def eval_only(args) -> int:
+  """Judges an exported classifier without training (``--eval-only``)."""
+  from palmjax.palm import detector as det_lib
+  from palmjax.palm import train as T
+  path = det_lib.default_classifier_path() if args.eval_only == "shipped" else args.eval_only
+  params, cfg, thr, _ = T.load_classifier(path)
+  cfg = dataclasses.replace(cfg, sim_style=args.sim_style)
+  real = load_real(args.manual_dir, args.data_dir)
+  sr_model = T.load_sr_for(cfg)
+  report = {"model": str(path), "threshold": thr, "sim_style": args.sim_style,
+            "real_test": real_eval(params, cfg.model_config(), cfg, thr,
+                                   real["test"]["lr"], sr_model),
+            "sim_test": sim_eval(params, cfg.model_config(), cfg, thr, args.n_sim_test, 4048,
+                                 sr_model)}
+  print(json.dumps(report, indent=1, default=float))
+  if args.report:
+    from palmjax.checkpointing import write_json
+    write_json(args.report, report)
+  return 0
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,7 +133,13 @@ def main(argv=None) -> int:
   ap.add_argument("--n-sim-test", type=int, default=1000)
   ap.add_argument("--export", default=None)
   ap.add_argument("--report", default=None)
+  ap.add_argument("--eval-only", default=None, metavar="MODEL",
+                  help="no training: judge this exported classifier ('shipped' = the "
+                       "package's default) on the real test split and fresh simulated "
+                       "captures of --sim-style (the quality gate as it is now)")
   args = ap.parse_args(argv)
+  if args.eval_only:
+    return eval_only(args)
   import jax
 
   from palmjax.data import palm_xray

@@ -215,7 +215,7 @@ def test_gate_black_background_is_not_saturation():
   y[soft] = 1.0
   r = check_quality(y)[0]
   assert not r.ok and "over-exposed" in r.reason
-  mask = np.asarray(quality.hand_mask(y[None]))[0]
+  mask = np.asarray(quality.hand_mask(y[None], quality.field_of_view(y[None])))[0]
   assert r.measures["saturated"] == pytest.approx(np.mean(y[..., 0][mask] >= 1 - 1e-3))
 
 
@@ -349,3 +349,39 @@ def test_hand_radiographs_builder_on_a_fixture(tmp_path):
                         data_dir=str(tmp_path / "d4"))
   with pytest.raises(InputError, match="'nope' is not among the sources"):
     bad.download_and_prepare(download_config=dl)
+
+
+def _collimate(x, top, left, right, level):
+  """Shutter bands at ``level`` along the top, left and right edges of ``x [H, W, 1]``."""
+  y = x.copy()
+  y[:top], y[:, :left] = level, level
+  y[:, y.shape[1] - right:] = level
+  return y
+
+
+@settings(max_examples=12, deadline=None)
+@given(top=st.integers(0, 8), left=st.integers(0, 12), right=st.integers(0, 12),
+       field=st.floats(0.12, 0.3), band=st.sampled_from([0.0, 1.0]))
+def test_gate_collimated_field_is_measured_inside_the_field(top, left, right, field, band):
+  # A whole hand on a grey open field, the shutters as uniform bands (black, or white as
+  # unexposed film is displayed): the field is background, the bands are not hand.
+  x, _ = _capture(background=field, top=top + 4, left=left + 2,
+                  side=min(64 - left - right - 4, 64 - top - 6))
+  y = _collimate(x, top, left, right, band)
+  fov = np.asarray(quality.field_of_view(y[None]))[0]
+  expect = np.zeros((64, 64), bool)
+  expect[top:, left:64 - right] = True
+  np.testing.assert_array_equal(fov, expect)
+  r = check_quality(y)[0]
+  assert r.ok, r.reason
+  assert r.measures["border"] < 0.6
+  # The same field with the palm cut by the top shutter is incomplete.
+  cut, _ = _capture(background=field, top=-40, left=-8, side=80)
+  r = check_quality(_collimate(cut, max(top, 4), left, right, band))[0]
+  assert not r.ok and "incomplete" in r.reason
+
+
+def test_masked_black_background_is_not_a_collimator_band():
+  x, _ = _capture(background=0.0, noise=0.0, top=10, left=10, side=44)
+  x = np.where(x < 0.02, 0.0, x).astype(np.float32)
+  assert np.asarray(quality.field_of_view(x[None])).all()

@@ -251,10 +251,23 @@ def predict_proba(params: Any, images: jax.Array, config: PalmClassifierConfig) 
   return p
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
+def predict_log_odds(params: Any, images: jax.Array, config: PalmClassifierConfig
+                     ) -> jax.Array:
+  """``log P(live) - log P(spoof)`` of :func:`predict_proba`, computed in log space, so it
+  stays finite and ordered where the probability rounds to 0 or 1 in float32."""
+  model = PalmClassifier(config)
+  views = [images, images[:, :, ::-1]] if config.mirror_tta else [images]
+  logp = jnp.stack([jax.nn.log_softmax(model.apply({"params": params}, v), axis=-1)
+                    for v in views])  # [V, N, 2]; the probability is the mean over views
+  mean_logp = jax.nn.logsumexp(logp, axis=0) - jnp.log(len(views))
+  return mean_logp[..., 1] - mean_logp[..., 0]
+
+
 def batched_proba(params: Any, images: np.ndarray, config: PalmClassifierConfig,
-                  chunk: int = 256) -> np.ndarray:
-  return np.concatenate([np.asarray(predict_proba(params, jnp.asarray(images[s:s + chunk]),
-                                                  config))
+                  chunk: int = 256, *, fn: Callable = predict_proba) -> np.ndarray:
+  """``fn`` (:func:`predict_proba` or :func:`predict_log_odds`) over ``images`` in chunks."""
+  return np.concatenate([np.asarray(fn(params, jnp.asarray(images[s:s + chunk]), config))
                          for s in range(0, len(images), chunk)])
 
 
