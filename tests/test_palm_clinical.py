@@ -5,6 +5,7 @@ import json
 import os
 
 import cv2
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -385,3 +386,38 @@ def test_masked_black_background_is_not_a_collimator_band():
   x, _ = _capture(background=0.0, noise=0.0, top=10, left=10, side=44)
   x = np.where(x < 0.02, 0.0, x).astype(np.float32)
   assert np.asarray(quality.field_of_view(x[None])).all()
+
+
+def test_load_arrays_and_real_lives_in_the_data_path(tmp_path):
+  from palmjax.data.hand_radiographs_tfds import load_arrays
+  from palmjax.data.palm_xray import LIVE, PRINTED_RADIOGRAPH
+  from palmjax.palm import train as palm_train
+  root = tmp_path / "manual"
+  _fixture_tree(root)
+  real = load_arrays(root, tmp_path / "d", config="shared")
+  b = HandRadiographs(config="shared", data_dir=str(tmp_path / "d"))
+  for split, d in real.items():
+    ds = b.as_data_source(split=split)
+    assert len(d["lr"]) == len(ds) and d["lr"].dtype == np.float32
+    np.testing.assert_array_equal(d["lr"][0], ds[0]["image"] / np.float32(65535))
+    for s, subj in zip(d["source"], d["subject"]):
+      assert split == split_of(s, subj, shared_subjects=True)
+  if "validation" not in real:  # the 14 fixture subjects may leave a split empty
+    real["validation"] = {k: v[:1] for k, v in real["train"].items()}
+  cfg = palm_train.PalmTrainConfig(input="lr")
+  n_tr, n_va = len(real["train"]["lr"]), len(real["validation"]["lr"])
+  splits = {"train": {"label": np.zeros(5, np.int32)},
+            "validation": {"image": np.zeros((4, 64, 64, 1), np.float32),
+                           "label": np.zeros(4, np.int32), "attack": np.ones(4, np.int32)}}
+  extra = palm_train.add_real_lives(cfg, splits, real, jax.random.key(0), repeat=2)
+  assert extra["image"].shape == (3 * n_tr, 64, 64, 1)
+  np.testing.assert_array_equal(extra["label"], [1] * (2 * n_tr) + [0] * n_tr)
+  np.testing.assert_array_equal(extra["image"][:n_tr], real["train"]["lr"])  # lr input
+  assert not np.allclose(extra["image"][2 * n_tr:], real["train"]["lr"])  # re-captured
+  va = splits["validation"]
+  np.testing.assert_array_equal(va["label"], [0] * 4 + [1] * n_va + [0] * n_va)
+  np.testing.assert_array_equal(va["attack"][4:], [LIVE] * n_va + [PRINTED_RADIOGRAPH] * n_va)
+  lives_only = palm_train.add_real_lives(cfg, {"train": splits["train"], "validation": {
+      "image": va["image"][:4], "label": va["label"][:4], "attack": va["attack"][:4]}}, real,
+      jax.random.key(0), repeat=1, recaptures=False)
+  np.testing.assert_array_equal(lives_only["label"], [1] * n_tr)
