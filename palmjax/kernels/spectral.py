@@ -14,6 +14,7 @@ conventions where SciPy has the same function:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -346,7 +347,24 @@ def estimate_frequency(x: ArrayLike, fs: float, *, window: str = "hann", zero_pa
   n = x.shape[-1]
   if n < 4:
     raise ValueError(f"need at least 4 samples, got {n}")
+  get_window(window, 1)  # checks the name
   nfft = _fast_len(_nfft(n, zero_pad, None))
+  freqs = np.arange(nfft // 2 + 1) * (fs / nfft)
+  lo = fs / n if fmin is None else fmin
+  hi = fs / 2 if fmax is None else fmax
+  if not lo < hi:
+    raise ValueError(f"empty search band [{lo}, {hi}] Hz")
+  inband = np.flatnonzero((freqs >= lo) & (freqs <= hi))
+  if not inband.size:
+    raise ValueError(f"search band [{lo}, {hi}] Hz holds no FFT bin (nfft={nfft}, fs={fs})")
+  # one compiled program per configuration, also when called eagerly
+  return _estimate_frequency(x, float(fs), window, nfft, int(inband[0]), int(inband[-1]) + 1,
+                             detrend)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _estimate_frequency(x, fs, window, nfft, i0, i1, detrend):
+  n = x.shape[-1]
   if detrend != "none":
     x = x - jnp.mean(x, axis=-1, keepdims=True)
   if detrend == "linear":
@@ -356,16 +374,7 @@ def estimate_frequency(x: ArrayLike, fs: float, *, window: str = "hann", zero_pa
   w = get_window(window, n, x.dtype)
   spec = jnp.fft.rfft(x * w, nfft)
   power = jnp.real(spec) ** 2 + jnp.imag(spec) ** 2  # |X|^2 without the sqrt
-  freqs = np.arange(nfft // 2 + 1) * (fs / nfft)
-  lo = fs / n if fmin is None else fmin
-  hi = fs / 2 if fmax is None else fmax
-  if not lo < hi:
-    raise ValueError(f"empty search band [{lo}, {hi}] Hz")
-  inband = np.flatnonzero((freqs >= lo) & (freqs <= hi))
-  if not inband.size:
-    raise ValueError(f"search band [{lo}, {hi}] Hz holds no FFT bin (nfft={nfft}, fs={fs})")
-  i0, i1 = int(inband[0]), int(inband[-1]) + 1  # the band is a static slice of the bins
-  band = power[..., i0:i1]
+  band = power[..., i0:i1]  # the search band is a static slice of the bins
   i = i0 + _first_argmax(band)
   m = power.shape[-1]
   take = lambda j: jnp.take_along_axis(power, jnp.clip(j, 0, m - 1)[..., None], -1)[..., 0]
