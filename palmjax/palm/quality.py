@@ -116,21 +116,30 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
 # Collimator bands: an edge line (row / column) belongs to a band when at least
 # ``_BAND_SHARE`` of its pixels lie within ``_BAND_LEVEL`` of the edge line's median level
 # (a lead marker or text in the band takes a share of a line).
-# The run of such lines from an edge is a band only when its level is (all but
-# ``_FIELD_SHARE``) absent from the field inside all four runs: a shutter's level does not
-# occur in the open field, while a masked black (or grey, uncollimated) background runs on
-# between the fingers and around the wrist.
+# The run of such lines from an edge is a band only when it ends in a sharp straight edge,
+# its level is the frame's darkest or brightest, and that level is (all but
+# ``_FIELD_SHARE``) absent from the field inside all four runs: a
+# shutter's level does not occur in the open field, while a masked black (or grey,
+# uncollimated) background runs on between the fingers and around the wrist.
 _BAND_SHARE = 0.6
 _BAND_LEVEL = 0.03
 _FIELD_SHARE = 0.05
 
 
 def _edge_run(lines: jax.Array, max_width: int) -> tuple[jax.Array, jax.Array]:
-  """Level and length of the run of uniform lines at the start of ``lines [N, L, M]``."""
+  """Level and length of the run of uniform lines at the start of ``lines [N, L, M]``;
+  length 0 unless the run ends in a straight, sharp edge: the line after it has (almost)
+  nothing at the run's level over its middle third (the bands of the two perpendicular
+  sides, each at most a third, cross its ends). A hand entering a masked background ends
+  the run gradually (fingers first), a shutter's edge does not."""
+  n, length, m = lines.shape
   level = jnp.median(lines[:, 0], axis=1)
   near = jnp.abs(lines - level[:, None, None]) < _BAND_LEVEL
   run = jnp.sum(jnp.cumprod(jnp.mean(near, axis=2) >= _BAND_SHARE, axis=1), axis=1)
-  return level, jnp.minimum(run, max_width + 1).astype(jnp.int32)
+  mid = jnp.mean(near[:, :, m // 3:m - m // 3], axis=2)  # [N, L]
+  after = jnp.take_along_axis(mid, jnp.minimum(run, length - 1)[:, None], 1)[:, 0]
+  run = jnp.where((after < _FIELD_SHARE) & (run <= max_width), run, 0)
+  return level, run.astype(jnp.int32)
 
 
 @jax.jit
@@ -152,11 +161,16 @@ def field_of_view(images: ArrayLike) -> jax.Array:
             & (c >= left[:, None, None]) & (c < w - right[:, None, None]))
   candidate = inside(*(run for _, run in sides))
   n_in = jnp.maximum(jnp.sum(candidate, axis=(1, 2)), 1)
+  # A shutter shows the frame's extreme level (black, or white when unexposed film is
+  # displayed white); a run at a middle level (a grey field beside a black shutter) is not.
+  lo = jnp.quantile(x, 0.02, axis=(1, 2))
+  hi = jnp.quantile(x, 0.98, axis=(1, 2))
   widths = []
-  for (level, run), max_width in zip(sides, (h // 3, h // 3, w // 3, w // 3)):
+  for level, run in sides:
     at_level = jnp.abs(x - level[:, None, None]) < _BAND_LEVEL
     share = jnp.sum(at_level & candidate, axis=(1, 2)) / n_in
-    widths.append(jnp.where((run > 0) & (run <= max_width) & (share < _FIELD_SHARE), run, 0))
+    extreme = (level <= lo + _BAND_LEVEL) | (level >= hi - _BAND_LEVEL)
+    widths.append(jnp.where((run > 0) & (share < _FIELD_SHARE) & extreme, run, 0))
   return inside(*widths)
 
 
