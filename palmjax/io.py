@@ -117,17 +117,31 @@ def _decode_npy(path: str) -> tuple[np.ndarray, int]:
   return _scale_integer(arr, path)
 
 
-def check_file(path: str | os.PathLike) -> str:
+def check_file(path: str | os.PathLike, what: str = "an image") -> str:
   """``path`` as a string if it names a non-empty regular file; else an :class:`InputError`
-  naming it (missing, a directory, empty)."""
+  naming it (missing, a directory, empty); ``what`` the file should hold, for the message."""
   path = os.fspath(path)
   if not os.path.exists(path):
     raise InputError(f"{path}: no such file")
   if os.path.isdir(path):
-    raise InputError(f"{path}: is a directory, not an image")
+    raise InputError(f"{path}: is a directory, not {what}")
   if os.path.getsize(path) == 0:
-    raise InputError(f"{path}: empty file")
+    raise InputError(f"{path}: empty file (expected {what})")
   return path
+
+
+def load_arrays(path: str | os.PathLike, what: str) -> "np.ndarray | np.lib.npyio.NpzFile":
+  """A ``.npy`` array or an ``.npz`` archive, loaded without pickles.
+
+  Raises an :class:`InputError` naming the file and ``what`` it should hold (e.g. "an echo
+  recording") for a missing, empty, text, pickled or corrupt file.
+  """
+  path = check_file(path, what)
+  kind = ".npz archive" if path.lower().endswith(".npz") else ".npy array"
+  try:
+    return np.load(path, allow_pickle=False)
+  except Exception:  # noqa: BLE001 - text, pickles, bad zips, bad headers: all bad input
+    raise InputError(f"{path}: not a NumPy {kind} (expected {what})") from None
 
 
 def load_image(path: str | os.PathLike, *, channels: int | None = None,
@@ -192,17 +206,37 @@ def _umask() -> int:
   return mask
 
 
+def make_parent_dirs(path: str | os.PathLike) -> str:
+  """Creates the folders above the file ``path`` and returns that folder.
+
+  Raises an :class:`InputError` naming ``path`` when it is itself a folder, or when one of
+  the folders it needs is an existing regular file (so the error names the real problem,
+  not ``File exists`` or a temporary file's name).
+  """
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    raise InputError(f"{path}: is a directory; give a file name")
+  directory = os.path.dirname(os.path.abspath(path))
+  up = directory
+  while not os.path.exists(up):
+    up = os.path.dirname(up)
+  if not os.path.isdir(up):
+    raise InputError(f"{path}: cannot create it, {up} is a file, not a folder")
+  os.makedirs(directory, exist_ok=True)
+  return directory
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
   """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
 
   A crash or exception leaves ``path`` as it was (never half-written). The file gets the
   permissions any new file gets (``0o666`` less the umask), not ``mkstemp``'s private
-  ``0o600``.
+  ``0o600``. ``path`` naming a folder, or lying under a regular file, is an
+  :class:`InputError` (:func:`make_parent_dirs`).
   """
   path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
+  directory = make_parent_dirs(path)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=pathlib.Path(path).suffix)
   os.close(fd)
   try:

@@ -110,6 +110,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _upscale(args: argparse.Namespace) -> int:
   from palmjax.errors import InputError
+  from palmjax.io import load_image
   from palmjax.sr.inference import load_model, upscale_file
   _check_scale(args.scale)
   if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
@@ -117,6 +118,10 @@ def _upscale(args: argparse.Namespace) -> int:
   if os.path.isdir(args.output):
     raise InputError(f"{args.output}: is a directory; give the output image's file name")
   model = load_model(args.checkpoint, scale=args.scale)
+  # The up-scaled image must hold the model's receptive field: a smaller input (1x1, 2x2,
+  # ...) is refused, not padded into a flat guess. (The file is decoded twice; decoding is
+  # cheap next to the network.)
+  load_image(args.input, min_size=model.config.min_input_size(args.scale))
   h, w = upscale_file(args.input, args.output, model, scale=args.scale)
   print(f"wrote {args.output} ({w}x{h})")
   return 0

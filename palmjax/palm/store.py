@@ -75,13 +75,18 @@ def _encode(pixels: np.ndarray) -> tuple[bytes, str]:
 class FieldStore:
   """A SQLite field-sample store at ``path`` (created on first use)."""
 
-  def __init__(self, path: str | os.PathLike, *, timeout: float = 60.0):
+  def __init__(self, path: str | os.PathLike, *, timeout: float = 60.0, create: bool = True):
+    """Opens the store at ``path``; creates it (and its folders) when ``create``, else a
+    missing store is an :class:`InputError`."""
+    from palmjax.io import make_parent_dirs
     self.path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(self.path))
-    os.makedirs(parent, exist_ok=True)
     existed = os.path.exists(self.path)
     if existed and not os.path.isfile(self.path):
       raise InputError(f"{self.path}: is not a file; give the field store's file name")
+    if not existed and not create:
+      raise InputError(f"{self.path}: no such field store (record samples into it with "
+                       "`palmjax palm feedback` first)")
+    make_parent_dirs(self.path)
     try:
       self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
       self._db.execute("PRAGMA journal_mode=WAL")
