@@ -206,22 +206,30 @@ def _umask() -> int:
   return mask
 
 
-def make_parent_dirs(path: str | os.PathLike) -> str:
-  """Creates the folders above the file ``path`` and returns that folder.
+def check_output_path(path: str | os.PathLike, *, folder: bool = False) -> str:
+  """``path`` as a string if a command can write it; else an :class:`InputError` naming it.
 
-  Raises an :class:`InputError` naming ``path`` when it is itself a folder, or when one of
-  the folders it needs is an existing regular file (so the error names the real problem,
-  not ``File exists`` or a temporary file's name).
+  Refused (before any work is done): an output file that is an existing folder, an output
+  folder (``folder=True``) that is an existing file, and a path under a regular file. Call
+  it on every output a command will write, before the long part of its work.
   """
   path = os.fspath(path)
-  if os.path.isdir(path):
+  if folder and os.path.exists(path) and not os.path.isdir(path):
+    raise InputError(f"{path}: exists and is not a directory")
+  if not folder and os.path.isdir(path):
     raise InputError(f"{path}: is a directory; give a file name")
-  directory = os.path.dirname(os.path.abspath(path))
-  up = directory
+  up = os.path.dirname(os.path.abspath(path))
   while not os.path.exists(up):
     up = os.path.dirname(up)
   if not os.path.isdir(up):
     raise InputError(f"{path}: cannot create it, {up} is a file, not a folder")
+  return path
+
+
+def make_parent_dirs(path: str | os.PathLike) -> str:
+  """Checks the output file ``path`` (:func:`check_output_path`), creates the folders above
+  it and returns that folder."""
+  directory = os.path.dirname(os.path.abspath(check_output_path(path)))
   os.makedirs(directory, exist_ok=True)
   return directory
 

@@ -54,8 +54,9 @@ def _simulate(args) -> int:
   import jax
   import numpy as np
   from palmjax import echo
-  from palmjax.io import atomic_path
+  from palmjax.io import atomic_path, check_output_path
   probe = _probe(args)
+  check_output_path(args.output)
   geom = echo.FaceGeometry(distance_m=args.distance)
   sim = echo.simulate(jax.random.key(args.seed), geom,
                       echo.SimConfig(probe=probe, kind=args.kind, snr_db=args.snr_db))
@@ -90,8 +91,11 @@ def _analyze(args) -> int:
   from palmjax import echo
   from palmjax.echo.liveness import check_recording
   from palmjax.errors import InputError
-  from palmjax.io import atomic_path
+  from palmjax.io import atomic_path, check_output_path
   probe = _probe(args)
+  for path in (args.json, args.plot):
+    if path:
+      check_output_path(path)
   samples, fs, bt = _load(args.input, args.fs)
   if args.blink_times is not None:
     bt = args.blink_times

@@ -181,13 +181,13 @@ def _face_stage(args: argparse.Namespace) -> None:
 def _check_args(args: argparse.Namespace) -> None:
   """Refuses bad flags before any stage starts (the sr stage alone trains for minutes)."""
   from palmjax.errors import InputError
+  from palmjax.io import check_output_path
   if args.sr_steps < 1:
     raise InputError(f"--sr-steps must be >= 1, got {args.sr_steps}")
   if args.palm_n < MIN_PALM_N:
     raise InputError(f"--palm-n must be >= {MIN_PALM_N} (the metrics need bona fide and "
                      f"attack captures), got {args.palm_n}")
-  if os.path.exists(args.out) and not os.path.isdir(args.out):
-    raise InputError(f"--out {args.out}: exists and is not a directory")
+  check_output_path(args.out, folder=True)
 
 
 def run(args: argparse.Namespace) -> int:
