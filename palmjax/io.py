@@ -106,12 +106,9 @@ def _decode_pil(path: str) -> tuple[np.ndarray, int]:
 
 
 def _decode_npy(path: str) -> tuple[np.ndarray, int]:
-  try:
-    arr = np.load(path, allow_pickle=False)
-  except FileNotFoundError:
-    raise InputError(f"{path}: no such file") from None
-  except (ValueError, OSError, EOFError) as e:
-    raise InputError(f"{path}: corrupt or truncated .npy file ({e})") from None
+  arr = load_arrays(path, "an image array")
+  if not isinstance(arr, np.ndarray):
+    raise InputError(f"{path}: an .npz archive, not an .npy image array")
   if arr.dtype.kind == "f":
     return _check_unit_float(arr.astype(np.float32), path), 32
   return _scale_integer(arr, path)
@@ -141,7 +138,8 @@ def load_arrays(path: str | os.PathLike, what: str) -> "np.ndarray | np.lib.npyi
   try:
     return np.load(path, allow_pickle=False)
   except Exception:  # noqa: BLE001 - text, pickles, bad zips, bad headers: all bad input
-    raise InputError(f"{path}: not a NumPy {kind} (expected {what})") from None
+    raise InputError(f"{path}: not a readable NumPy {kind} (corrupt, truncated, text or "
+                     f"pickled; expected {what})") from None
 
 
 def load_image(path: str | os.PathLike, *, channels: int | None = None,
@@ -245,7 +243,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
   """
   path = os.fspath(path)
   directory = make_parent_dirs(path)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=pathlib.Path(path).suffix)
+  try:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                               suffix=pathlib.Path(path).suffix)
+  except OSError as e:  # name the file asked for, not the temporary one
+    raise type(e)(e.errno, e.strerror, path) from None
   os.close(fd)
   try:
     yield tmp

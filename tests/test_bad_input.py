@@ -29,9 +29,6 @@ from PIL import Image
 from palmjax.cli import main
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-needs_non_root = pytest.mark.skipif(
-    ROOT, reason="root ignores file permissions; the rows 'under a regular file' cover the "
-    "same error path")
 
 
 # --- fixture builders (each writes `path`) ------------------------------------------------
@@ -143,6 +140,7 @@ FIXTURES = {
         timestamps=np.zeros(1)),
     "no_frames.npz": lambda p: _session_npz(p, frames=None),
     "text.npz": lambda p: p.write_text("not an archive"),
+    "mixed_dir": lambda p: (p.mkdir(), _grey(p / "a.png"), (p / "b.png").write_text("x")),
     "damaged.sqlite": _damaged_store,
     "text.sqlite": lambda p: p.write_text("not a database, just text " * 200),
 }
@@ -166,6 +164,8 @@ ROWS = [
     ("sr-range", SR + ["{range.npy}", "{o.png}"], 2, r"range\.npy: .*\[0, 1\]"),
     ("sr-dtype", SR + ["{complex.npy}", "{o.png}"], 2, r"complex\.npy: .*dtype complex64"),
     ("sr-shape", SR + ["{shape.npy}", "{o.png}"], 2, r"shape\.npy: .*shape \(2, 3, 32, 32\)"),
+    ("sr-text-npy", SR + ["{text.npy}", "{o.png}"], 2,
+     r"text\.npy: not a readable NumPy \.npy array \(corrupt, truncated, text or pickled"),
     ("sr-1x1", SR + ["{tiny1.png}", "{o.png}"], 2, r"tiny1\.png: image is 1x1 pixels"),
     ("sr-2x2", SR + ["{tiny2.png}", "{o.png}"], 2, r"tiny2\.png: image is 2x2 pixels"),
     ("sr-scale-1", ["sr", "upscale", "--scale", "1", "{good.png}", "{o.png}"], 2,
@@ -204,6 +204,11 @@ ROWS = [
      2, r"--num-steps must be >= 1"),
     ("sr-eval-json-dir", ["sr", "eval", "--data", "{a_dir}", "--scale", "2", "--json",
                           "{a_dir}"], 2, r"a_dir: is a directory; give a file name"),
+    # a folder of inputs feeds one statistic: a bad file in it is refused by name, not skipped
+    ("sr-eval-bad-file", ["sr", "eval", "--data", "{mixed_dir}", "--scale", "2"], 2,
+     r"mixed_dir/b\.png: not an image"),
+    ("palm-realism-bad-file", ["palm", "realism", "--real", "{mixed_dir}", "--n-sim", "5"], 2,
+     r"mixed_dir/b\.png: not an image"),
     ("quickstart-out-file", ["quickstart", "--out", "{a_file}"], 2,
      r"a_file: exists and is not a directory"),
     ("palm-eval-n0", ["palm", "eval", "--n", "0"], 2, r"--n must be >= 2"),
@@ -223,7 +228,7 @@ ROWS = [
     ("face-simulate-kind", ["face", "simulate", "--kinds", "hologram", "--out", "{s}"], 2,
      r"--kinds: unknown kinds \['hologram'\]"),
     ("face-echo-text", FACE_CHECK + ["{sess_text_echo}", "--enrolled", "{good.png}"], 2,
-     r"echo\.npy: not a NumPy \.npy array"),
+     r"echo\.npy: not a readable NumPy \.npy array"),
     ("face-echo-no-fs", FACE_CHECK + ["{sess_no_fs}", "--enrolled", "{good.png}"], 2,
      r"session\.json: 'echo' must be .*sample rate"),
     ("face-session-json", FACE_CHECK + ["{sess_bad_json}", "--enrolled", "{good.png}"], 2,
@@ -235,7 +240,7 @@ ROWS = [
      r"zero_fs\.npz: echo sample rate must be a positive"),
     ("face-npz-no-frames", FACE_CHECK + ["{no_frames.npz}"], 2,
      r"no_frames\.npz: no 'frames'"),
-    ("face-npz-text", FACE_CHECK + ["{text.npz}"], 2, r"text\.npz: not a NumPy \.npz archive"),
+    ("face-npz-text", FACE_CHECK + ["{text.npz}"], 2, r"text\.npz: not a readable NumPy \.npz archive"),
     ("face-npz-nan", FACE_CHECK + ["{nan_frames.npz}"], 2, r"nan_frames\.npz: .*NaN"),
     ("face-one-frame", FACE_CHECK + ["{one_frame.npz}"], 2, r"one_frame\.npz: .*frame"),
     ("face-enrolled-empty", FACE_CHECK + ["{one_frame.npz}", "--enrolled", "{empty.png}"], 2,
@@ -244,7 +249,7 @@ ROWS = [
      r"--max-frames must be >= 1"),
     # echo
     ("echo-empty", ECHO + ["{empty.npy}"], 2, r"empty\.npy: empty file"),
-    ("echo-text", ECHO + ["{text.npy}"], 2, r"text\.npy: not a NumPy \.npy array"),
+    ("echo-text", ECHO + ["{text.npy}"], 2, r"text\.npy: not a readable NumPy \.npy array \(corrupt, truncated, text"),
     ("echo-missing", ECHO + ["{nothere.npz}"], 2, r"nothere\.npz: no such file"),
     ("echo-2d", ECHO + ["{echo_2d.npy}"], 2, r"echo_2d\.npy: .*1-D"),
     ("echo-nan", ECHO + ["{echo_nan.npz}"], 2, r"echo_nan\.npz: .*NaN"),
@@ -321,45 +326,81 @@ def test_process_exit_code_and_debug(tmp_path):
   assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-# --- permission rows (root ignores permissions) --------------------------------------------
+# --- permission rows -----------------------------------------------------------------------
+# Root ignores file permissions, so as root these rows run the command with the effective
+# uid of `nobody` (restored after), in a world-readable folder; modules the command imports
+# lazily are imported first, as root.
 
-@needs_non_root
-def test_unwritable_output_folder(tmp_path, capsys):
-  _grey(tmp_path / "in.png")
-  ro = tmp_path / "ro"
+NOBODY = 65534
+
+
+@pytest.fixture
+def unprivileged(tmp_path):
+  """(folder, context manager): the folder to build in and a context that drops root."""
+  import contextlib
+  if not ROOT:
+    yield tmp_path, contextlib.nullcontext
+    return
+  import tempfile
+
+  import palmjax.palm.detector  # noqa: F401 - lazy imports, done while root
+  import palmjax.palm.store  # noqa: F401
+  import palmjax.sr.inference  # noqa: F401
+  d = pathlib.Path(tempfile.mkdtemp(prefix="palmjax-perm-"))
+  d.chmod(0o755)
+
+  @contextlib.contextmanager
+  def drop():
+    os.seteuid(NOBODY)
+    try:
+      yield
+    finally:
+      os.seteuid(0)
+  try:
+    yield d, drop
+  finally:
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unwritable_output_folder(unprivileged, capsys):
+  d, drop = unprivileged
+  _grey(d / "in.png")
+  ro = d / "ro"
   ro.mkdir()
   ro.chmod(0o555)
-  try:
-    assert main(SR + [str(tmp_path / "in.png"), str(ro / "o.png")]) == 2
-    line = _error_line(capsys.readouterr().err)
-    assert "ro" in line and "Permission denied" in line
-  finally:
-    ro.chmod(0o755)
+  assert main(SR + [str(d / "in.png"), str(d / "warm.png")]) == 0  # as root: loads the model
+  capsys.readouterr()
+  with drop():
+    rc = main(SR + [str(d / "in.png"), str(ro / "o.png")])
+  line = _error_line(capsys.readouterr().err)
+  assert rc == 2 and re.search(r"ro/o\.png: Permission denied", line), line
 
 
-@needs_non_root
-@pytest.mark.parametrize("where", ["file", "folder", "new-subfolder"])
-def test_read_only_field_store(where, tmp_path, capsys):
-  _grey(tmp_path / "in.png")
-  ro = tmp_path / "ro"
-  ro.mkdir()
+@pytest.mark.parametrize("where", ["file", "file-in-writable-folder", "folder",
+                                   "new-subfolder"])
+def test_read_only_field_store(where, unprivileged, capsys):
+  d, drop = unprivileged
+  _grey(d / "in.png")
+  ro = d / "ro"
+  ro.mkdir(mode=0o777)
+  ro.chmod(0o777)
   store = ro / "store.sqlite"
-  if where == "file":
+  if where.startswith("file"):
     _store(store)
-    store.chmod(0o444)
+    for f in ro.iterdir():
+      f.chmod(0o444)
   elif where == "new-subfolder":
     store = ro / "new" / "store.sqlite"
-  ro.chmod(0o555)
-  try:
-    assert main(["palm", "feedback", "--label", "live", str(tmp_path / "in.png"), "--store",
-                 str(store)]) == 2
-    line = _error_line(capsys.readouterr().err)
-    assert "not a palmjax field store" not in line
-    assert re.search(r"(read-only|Permission denied|cannot write)", line), line
-  finally:
-    ro.chmod(0o755)
-    if store.exists():
-      store.chmod(0o644)
+  if where != "file-in-writable-folder":
+    ro.chmod(0o555)
+  with drop():
+    rc = main(["palm", "feedback", "--label", "live", str(d / "in.png"), "--store",
+               str(store)])
+  line = _error_line(capsys.readouterr().err)
+  assert rc == 2 and "not a palmjax field store" not in line
+  pattern = (r"ro/new: Permission denied" if where == "new-subfolder" else
+             r"store\.sqlite: cannot write the field store \(read-only")
+  assert re.search(pattern, line), line
 
 
 # --- rows that check more than the message -------------------------------------------------

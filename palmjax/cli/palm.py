@@ -249,11 +249,11 @@ def _feedback(args: argparse.Namespace) -> int:
   from palmjax.io import load_image
   from palmjax.palm.detector import PalmLivenessDetector
   from palmjax.palm.store import FieldStore
-  det = PalmLivenessDetector(args.classifier)
-  r = det.detect_files([args.image])[0]
-  img = load_image(args.image)
-  verdict = {"live": 1, "spoof": 0}.get(r.decision)
+  img = load_image(args.image)  # a bad image, then a bad store, before the model runs
   with FieldStore(args.store) as store:
+    det = PalmLivenessDetector(args.classifier)
+    r = det.detect_files([args.image])[0]
+    verdict = {"live": 1, "spoof": 0}.get(r.decision)
     rid = store.add(img.pixels, label=args.label, verdict=verdict, probability=r.probability,
                     device_id=args.device_id, bit_depth=img.bit_depth, source=args.image,
                     model=str(args.classifier or "shipped"))
