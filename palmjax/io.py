@@ -106,28 +106,40 @@ def _decode_pil(path: str) -> tuple[np.ndarray, int]:
 
 
 def _decode_npy(path: str) -> tuple[np.ndarray, int]:
-  try:
-    arr = np.load(path, allow_pickle=False)
-  except FileNotFoundError:
-    raise InputError(f"{path}: no such file") from None
-  except (ValueError, OSError, EOFError) as e:
-    raise InputError(f"{path}: corrupt or truncated .npy file ({e})") from None
+  arr = load_arrays(path, "an image array")
+  if not isinstance(arr, np.ndarray):
+    raise InputError(f"{path}: an .npz archive, not an .npy image array")
   if arr.dtype.kind == "f":
     return _check_unit_float(arr.astype(np.float32), path), 32
   return _scale_integer(arr, path)
 
 
-def check_file(path: str | os.PathLike) -> str:
+def check_file(path: str | os.PathLike, what: str = "an image") -> str:
   """``path`` as a string if it names a non-empty regular file; else an :class:`InputError`
-  naming it (missing, a directory, empty)."""
+  naming it (missing, a directory, empty); ``what`` the file should hold, for the message."""
   path = os.fspath(path)
   if not os.path.exists(path):
     raise InputError(f"{path}: no such file")
   if os.path.isdir(path):
-    raise InputError(f"{path}: is a directory, not an image")
+    raise InputError(f"{path}: is a directory, not {what}")
   if os.path.getsize(path) == 0:
-    raise InputError(f"{path}: empty file")
+    raise InputError(f"{path}: empty file (expected {what})")
   return path
+
+
+def load_arrays(path: str | os.PathLike, what: str) -> "np.ndarray | np.lib.npyio.NpzFile":
+  """A ``.npy`` array or an ``.npz`` archive, loaded without pickles.
+
+  Raises an :class:`InputError` naming the file and ``what`` it should hold (e.g. "an echo
+  recording") for a missing, empty, text, pickled or corrupt file.
+  """
+  path = check_file(path, what)
+  kind = ".npz archive" if path.lower().endswith(".npz") else ".npy array"
+  try:
+    return np.load(path, allow_pickle=False)
+  except Exception:  # noqa: BLE001 - text, pickles, bad zips, bad headers: all bad input
+    raise InputError(f"{path}: not a readable NumPy {kind} (corrupt, truncated, text or "
+                     f"pickled; expected {what})") from None
 
 
 def load_image(path: str | os.PathLike, *, channels: int | None = None,
@@ -192,18 +204,50 @@ def _umask() -> int:
   return mask
 
 
+def check_output_path(path: str | os.PathLike, *, folder: bool = False) -> str:
+  """``path`` as a string if a command can write it; else an :class:`InputError` naming it.
+
+  Refused (before any work is done): an output file that is an existing folder, an output
+  folder (``folder=True``) that is an existing file, and a path under a regular file. Call
+  it on every output a command will write, before the long part of its work.
+  """
+  path = os.fspath(path)
+  if folder and os.path.exists(path) and not os.path.isdir(path):
+    raise InputError(f"{path}: exists and is not a directory")
+  if not folder and os.path.isdir(path):
+    raise InputError(f"{path}: is a directory; give a file name")
+  up = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(up):
+    up = os.path.dirname(up)
+  if not os.path.isdir(up):
+    raise InputError(f"{path}: cannot create it, {up} is a file, not a folder")
+  return path
+
+
+def make_parent_dirs(path: str | os.PathLike) -> str:
+  """Checks the output file ``path`` (:func:`check_output_path`), creates the folders above
+  it and returns that folder."""
+  directory = os.path.dirname(os.path.abspath(check_output_path(path)))
+  os.makedirs(directory, exist_ok=True)
+  return directory
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
   """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
 
   A crash or exception leaves ``path`` as it was (never half-written). The file gets the
   permissions any new file gets (``0o666`` less the umask), not ``mkstemp``'s private
-  ``0o600``.
+  ``0o600``. ``path`` naming a folder, or lying under a regular file, is an
+  :class:`InputError` (:func:`make_parent_dirs`).
   """
   path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=pathlib.Path(path).suffix)
+  directory = make_parent_dirs(path)
+  try:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                               suffix=pathlib.Path(path).suffix)
+  except OSError as e:  # name the file asked for, not the temporary one
+    raise type(e)(e.errno, e.strerror, path) from None
   os.close(fd)
   try:
     yield tmp

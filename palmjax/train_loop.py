@@ -328,7 +328,8 @@ def run(state: Any, train_step: Callable[[Any, Batch], tuple[Any, dict[str, jax.
       bad = np.flatnonzero(~np.isfinite(losses))
       if bad.size:
         raise FloatingPointError(f"training loss became {losses[bad[0]]} at step "
-                                 f"{done - len(losses) + bad[0] + 1}")
+                                 f"{done - len(losses) + bad[0] + 1}: the run diverged "
+                                 "(lower the learning rate, or clip gradients)")
       for k, v in stacked.items():
         columns.setdefault(k, []).extend(np.asarray(v, np.float64).tolist())
         del columns[k][:-log_every]

@@ -243,7 +243,7 @@ def test_bad_session_files(tmp_path):
   (d / "echo.npy").write_text("not an array\n")
   (d / "session.json").write_text(json.dumps({"fps": 25, "echo": {"file": "echo.npy",
                                                                    "fs": 192000}}))
-  with pytest.raises(InputError, match="echo.npy: not a NumPy"):
+  with pytest.raises(InputError, match="echo.npy: not a readable NumPy"):
     session_io.load_session(d)
   np.save(d / "echo.npy", np.zeros(64, np.float32))
   (d / "session.json").write_text(json.dumps({"fps": 25, "echo": {"file": "echo.npy"}}))

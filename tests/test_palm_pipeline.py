@@ -50,7 +50,8 @@ def test_a_non_finite_loss_stops_training_naming_its_step(splits, tmp_path, monk
     return state, {**m, "loss": jnp.where(bad, jnp.nan, m["loss"])}
 
   monkeypatch.setattr(palm_train, "train_step", step_with_nan_at_7)
-  with pytest.raises(FloatingPointError, match=r"loss became nan at step 7$"):
+  with pytest.raises(FloatingPointError,
+                     match=r"loss became nan at step 7: the run diverged"):
     palm_train.train(CFG, tmp_path / "run", splits=splits, progress=False, log=lambda s: None)
   # Checkpoints up to step 6 (the last evaluation, "best") were saved; none at or after 7.
   saved = {int(p.name) for sub in ("latest", "best") for p in (tmp_path / "run" / sub).iterdir()

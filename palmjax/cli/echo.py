@@ -54,8 +54,9 @@ def _simulate(args) -> int:
   import jax
   import numpy as np
   from palmjax import echo
-  from palmjax.io import atomic_path
+  from palmjax.io import atomic_path, check_output_path
   probe = _probe(args)
+  check_output_path(args.output)
   geom = echo.FaceGeometry(distance_m=args.distance)
   sim = echo.simulate(jax.random.key(args.seed), geom,
                       echo.SimConfig(probe=probe, kind=args.kind, snr_db=args.snr_db))
@@ -72,29 +73,39 @@ def _simulate(args) -> int:
 def _load(path: str, fs: float):
   import numpy as np
   from palmjax.errors import InputError
-  try:
-    data = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise InputError(f"{path}: cannot read ({e})") from None
+  from palmjax.io import load_arrays
+  data = load_arrays(path, "an echo capture (.npz from 'echo simulate' or a 1-D .npy)")
   if isinstance(data, np.ndarray):
     return data, fs, None
   if "samples" not in data:
     raise InputError(f"{path}: .npz has no 'samples' array")
-  file_fs = float(data["fs"]) if "fs" in data else fs
+  try:
+    file_fs = float(data["fs"]) if "fs" in data else fs
+  except (TypeError, ValueError):
+    raise InputError(f"{path}: 'fs' must be one number (the sample rate, Hz)") from None
   bt = data["blink_times"] if "blink_times" in data else None
   return data["samples"], file_fs, bt
 
 
 def _analyze(args) -> int:
   from palmjax import echo
-  from palmjax.io import atomic_path
+  from palmjax.echo.liveness import check_recording
+  from palmjax.errors import InputError
+  from palmjax.io import atomic_path, check_output_path
   probe = _probe(args)
+  for path in (args.json, args.plot):
+    if path:
+      check_output_path(path)
   samples, fs, bt = _load(args.input, args.fs)
   if args.blink_times is not None:
     bt = args.blink_times
   cfg = echo.LivenessConfig(analysis=echo.AnalysisConfig(probe=probe))
-  rec, feats = echo.acoustic_liveness(echo.Recording(samples, fs), cfg, blink_times=bt,
-                                      return_features=True)
+  recording = echo.Recording(samples, fs)
+  try:  # the probe flags are checked above: what fails here is the file's content
+    check_recording(recording, cfg)
+  except InputError as e:
+    raise InputError(f"{args.input}: {e}") from None
+  rec, feats = echo.acoustic_liveness(recording, cfg, blink_times=bt, return_features=True)
   text = rec.to_json(indent=2)
   print(text)
   if args.json:

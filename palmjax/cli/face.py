@@ -87,14 +87,13 @@ def _simulate(args: argparse.Namespace) -> int:
   from palmjax.face import session as S
   from palmjax.face.session_io import save_npz
   from palmjax.face.simulate import simulate_session
-  from palmjax.io import save_image
+  from palmjax.io import check_output_path, save_image
   bad = set(args.kinds) - set(S.KINDS)
   if bad:
     raise InputError(f"--kinds: unknown kinds {sorted(bad)}; choose from {S.KINDS}")
   if args.n < 1:
     raise InputError(f"--n must be >= 1 (sessions per kind), got {args.n}")
-  if os.path.exists(args.out) and not os.path.isdir(args.out):
-    raise InputError(f"--out {args.out}: exists and is not a directory")
+  check_output_path(args.out, folder=True)
   os.makedirs(args.out, exist_ok=True)
   cfg = S.SessionConfig(echo=not args.no_echo)
   for kind in args.kinds:
@@ -151,6 +150,8 @@ def _liveness(args: argparse.Namespace) -> int:
   from palmjax.face.liveness import LivenessConfig, assess, load_frames
   if args.max_frames < 1:
     raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+  if args.max_side < 16:
+    raise InputError(f"--max-side must be >= 16 pixels, got {args.max_side}")
   models = load_models(args.models)
   if not models.face_size:
     raise InputError(f"{args.models}: these cue models were trained on simulated whole-"

@@ -188,13 +188,16 @@ def _eval(args: argparse.Namespace) -> int:
 
   from palmjax.data.palm_xray import ATTACK_NAMES
   from palmjax.errors import InputError
-  from palmjax.io import atomic_path
+  from palmjax.io import atomic_path, check_output_path
   from palmjax.metrics import pad_report, plot_roc_det
   from palmjax.palm.detector import PalmLivenessDetector
   from palmjax.palm.train import simulate
 
   if args.n < 2:
     raise InputError(f"--n must be >= 2, got {args.n}")
+  for path in (args.plot, args.json):
+    if path:
+      check_output_path(path)
   det = PalmLivenessDetector(args.classifier, threshold=args.threshold, quality=None)
   data = simulate(jax.random.key(args.seed), args.n, det.train_config.sim_config(),
                   progress=True, desc="simulating test split")
@@ -246,11 +249,11 @@ def _feedback(args: argparse.Namespace) -> int:
   from palmjax.io import load_image
   from palmjax.palm.detector import PalmLivenessDetector
   from palmjax.palm.store import FieldStore
-  det = PalmLivenessDetector(args.classifier)
-  r = det.detect_files([args.image])[0]
-  img = load_image(args.image)
-  verdict = {"live": 1, "spoof": 0}.get(r.decision)
+  img = load_image(args.image)  # a bad image, then a bad store, before the model runs
   with FieldStore(args.store) as store:
+    det = PalmLivenessDetector(args.classifier)
+    r = det.detect_files([args.image])[0]
+    verdict = {"live": 1, "spoof": 0}.get(r.decision)
     rid = store.add(img.pixels, label=args.label, verdict=verdict, probability=r.probability,
                     device_id=args.device_id, bit_depth=img.bit_depth, source=args.image,
                     model=str(args.classifier or "shipped"))
@@ -264,9 +267,14 @@ def _feedback(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
   import json
 
-  from palmjax.io import atomic_path
+  from palmjax.errors import InputError
+  from palmjax.io import atomic_path, check_output_path
   from palmjax.palm.detector import default_classifier_path
   from palmjax.palm.tune import TuneConfig, tune
+  if args.num_steps < 1:
+    raise InputError(f"--num-steps must be >= 1, got {args.num_steps}")
+  if args.json:
+    check_output_path(args.json)
   clf = args.classifier or str(default_classifier_path())
   r = tune(args.store, clf, args.workdir, config=TuneConfig(num_steps=args.num_steps),
            publish_to=args.publish_to)
@@ -298,7 +306,7 @@ def _simulate(args: argparse.Namespace) -> int:
   from palmjax.checkpointing import write_json
   from palmjax.data import palm_xray
   from palmjax.errors import InputError
-  from palmjax.io import atomic_path, save_image
+  from palmjax.io import atomic_path, check_output_path, save_image
 
   if args.n < 1:
     raise InputError(f"--n must be >= 1, got {args.n}")
@@ -306,9 +314,9 @@ def _simulate(args: argparse.Namespace) -> int:
     raise InputError(f"--batch must be >= 1, got {args.batch}")
   cfg = palm_xray.PalmXrayConfig(size=args.size, scale=args.scale,
                                  live_fraction=args.live_fraction, style=args.style)
-  out = os.path.abspath(args.out)
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise InputError(f"--out {out}: exists and is not a directory")
+  out = os.path.abspath(check_output_path(args.out, folder=True))
+  if args.sheet:
+    check_output_path(args.sheet)
   for sub in ("hr", "lr"):
     os.makedirs(os.path.join(out, sub), exist_ok=True)
   key = jax.random.key(args.seed)

@@ -22,6 +22,7 @@ import os
 import time
 
 STAGES = ("sr", "palm", "face")
+MIN_PALM_N = 10
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -177,8 +178,21 @@ def _face_stage(args: argparse.Namespace) -> None:
     print(f"  {what}: " + json.dumps({k: rec.to_dict()[k] for k in keep}, default=float))
 
 
+def _check_args(args: argparse.Namespace) -> None:
+  """Refuses bad flags before any stage starts (the sr stage alone trains for minutes)."""
+  from palmjax.errors import InputError
+  from palmjax.io import check_output_path
+  if args.sr_steps < 1:
+    raise InputError(f"--sr-steps must be >= 1, got {args.sr_steps}")
+  if args.palm_n < MIN_PALM_N:
+    raise InputError(f"--palm-n must be >= {MIN_PALM_N} (the metrics need bona fide and "
+                     f"attack captures), got {args.palm_n}")
+  check_output_path(args.out, folder=True)
+
+
 def run(args: argparse.Namespace) -> int:
   t0 = time.time()
+  _check_args(args)
   os.makedirs(args.out, exist_ok=True)
   if "sr" in args.stages:
     _sr_stage(args)

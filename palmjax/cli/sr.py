@@ -86,10 +86,12 @@ def _eval(args: argparse.Namespace) -> int:
   import json
 
   from palmjax.data.images import load_pool
-  from palmjax.io import atomic_path, list_images
+  from palmjax.io import atomic_path, check_output_path, list_images
   from palmjax.sr.evaluate import format_table, summarize, evaluate_pool
   from palmjax.sr.inference import load_model
   _check_scale(args.scale)
+  if args.json:
+    check_output_path(args.json)
   model = load_model(args.checkpoint, scale=args.scale)
   pool = load_pool(list_images(args.data), args.scale, model.config.channels)
   rows = evaluate_pool(model.params, model.config, pool)
@@ -110,13 +112,17 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _upscale(args: argparse.Namespace) -> int:
   from palmjax.errors import InputError
+  from palmjax.io import check_output_path, load_image
   from palmjax.sr.inference import load_model, upscale_file
   _check_scale(args.scale)
   if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
     raise InputError(f"{args.output}: is the input image; write the result to another file")
-  if os.path.isdir(args.output):
-    raise InputError(f"{args.output}: is a directory; give the output image's file name")
+  check_output_path(args.output)
   model = load_model(args.checkpoint, scale=args.scale)
+  # The up-scaled image must hold the model's receptive field: a smaller input (1x1, 2x2,
+  # ...) is refused, not padded into a flat guess. (The file is decoded twice; decoding is
+  # cheap next to the network.)
+  load_image(args.input, min_size=model.config.min_input_size(args.scale))
   h, w = upscale_file(args.input, args.output, model, scale=args.scale)
   print(f"wrote {args.output} ({w}x{h})")
   return 0

@@ -114,6 +114,8 @@ def validate_sim(geometry: FaceGeometry, config: SimConfig) -> None:
       raise InputError(f"{name} needs {r} values ({', '.join(REGIONS)}), got {len(v)}")
   if config.kind not in KINDS:
     raise InputError(f"config.kind must be one of {KINDS}, got {config.kind!r}")
+  if not np.isfinite(config.snr_db):
+    raise InputError(f"config.snr_db must be a finite number of dB, got {config.snr_db}")
   far = geometry.distance_m + geometry.distance_jitter_m + max(geometry.offsets_m) + 0.01
   if far > config.probe.max_range_m or geometry.distance_m <= 0.05:
     raise InputError(f"geometry.distance_m = {geometry.distance_m} m is outside the probe's "

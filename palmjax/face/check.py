@@ -138,18 +138,20 @@ def validate_session(session: Session, enrolled: Any) -> tuple[np.ndarray, np.nd
   """Structural checks; returns (frames, timestamps, enrolled) as NumPy."""
   if not isinstance(session, Session):
     raise InputError(f"session must be a palmjax.face.Session, got {type(session).__name__}")
-  frames = check_frames(session.frames)
+  src = f"{session.source}: " if session.source else ""  # name the file in messages
+  frames = check_frames(session.frames, f"{src}session.frames")
   if frames.shape[0] < 2:
-    raise InputError(f"session.frames: {frames.shape[0]} frame; at least 2 consecutive "
+    raise InputError(f"{src}session.frames: {frames.shape[0]} frame; at least 2 consecutive "
                      "frames are needed (the lighting cue compares frames)")
   if session.timestamps is None:
-    raise InputError("session.timestamps: missing; every frame needs a capture time")
-  ts = check_finite(np.asarray(session.timestamps, np.float64), "session.timestamps")
+    raise InputError(f"{src}session.timestamps: missing; every frame needs a capture time")
+  ts = check_finite(np.asarray(session.timestamps, np.float64), f"{src}session.timestamps")
   if ts.shape != (frames.shape[0],):
-    raise InputError(f"session.timestamps: {ts.size} values for {frames.shape[0]} frames")
+    raise InputError(f"{src}session.timestamps: {ts.size} values for {frames.shape[0]} "
+                     "frames")
   if not np.all(np.diff(ts) > 0):
     i = int(np.argmin(np.diff(ts)))
-    raise InputError(f"session.timestamps: not strictly increasing (frame {i + 1} at "
+    raise InputError(f"{src}session.timestamps: not strictly increasing (frame {i + 1} at "
                      f"{ts[i + 1]:.4f} s follows {ts[i]:.4f} s)")
   if enrolled is None:
     raise InputError("enrolled: missing; the user's enrolled face image is required (F1)")
@@ -230,6 +232,11 @@ def check(session: Session, enrolled: Any, models: FaceModels | None = None,
   bt = None
   if session.blink_times is not None and np.size(session.blink_times):
     bt = np.asarray(session.blink_times, np.float64)
-  er = echo.acoustic_liveness(session.recording, ecfg, blink_times=bt)
+  try:
+    er = echo.acoustic_liveness(session.recording, ecfg, blink_times=bt)
+  except InputError as e:  # name the session's file, as validate_session does
+    if not session.source:
+      raise
+    raise InputError(f"{session.source}: echo {e}") from None
   return decide_acoustic(rec, er, fu.probability, ecfg.fusion.live_threshold,
                          ecfg.fusion.fusion_preset, config.decision)

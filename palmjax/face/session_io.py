@@ -60,7 +60,9 @@ def load_frames_dir(directory: str | os.PathLike, *, fps: float | None = None) -
     epath = os.path.join(d, e["file"])
     if not os.path.exists(epath):
       raise InputError(f"{mpath}: echo file {epath} does not exist")
-    recording = _recording(_load_npy(epath, "echo recording"), e["fs"], mpath)
+    from palmjax.io import load_arrays
+    recording = _recording(load_arrays(epath, "the echo recording as a .npy array"), e["fs"],
+                           mpath)
   bt = meta.get("blink_times")
   return Session(frames=np.stack(frames), timestamps=ts, recording=recording,
                  blink_times=None if bt is None else np.asarray(bt, np.float64), source=d)
@@ -167,16 +169,6 @@ def save_npz(path: str | os.PathLike, session: Session, enrolled: Any | None = N
       np.savez_compressed(f, **arrays)
 
 
-def _load_npy(path: str, what: str) -> np.ndarray:
-  """A ``.npy`` array, or an :class:`InputError` naming the file (text, empty, pickled)."""
-  if os.path.getsize(path) == 0:
-    raise InputError(f"{path}: empty file (expected the {what} as a .npy array)")
-  try:
-    return np.load(path, allow_pickle=False)
-  except Exception:  # noqa: BLE001 - any decoding failure is bad input
-    raise InputError(f"{path}: not a NumPy .npy array (expected the {what})") from None
-
-
 def _recording(samples: Any, fs: Any, where: str):
   from palmjax import echo
   try:
@@ -189,13 +181,11 @@ def _recording(samples: Any, fs: Any, where: str):
 
 
 def load_npz(path: str | os.PathLike) -> Session:
+  from palmjax.io import load_arrays
   p = os.fspath(path)
-  if not os.path.isfile(p):
-    raise InputError(f"{p}: no such file")
-  try:
-    z = np.load(p, allow_pickle=False)
-  except Exception as e:  # noqa: BLE001 - any decoding failure is bad input
-    raise InputError(f"{p}: not a readable .npz ({e})") from None
+  z = load_arrays(p, "a face session")
+  if isinstance(z, np.ndarray):
+    raise InputError(f"{p}: a single .npy array, not an .npz face session")
   if "frames" not in z:
     raise InputError(f"{p}: no 'frames' array inside")
   recording = None

@@ -66,6 +66,12 @@ class SRCNNConfig:
   def receptive_field(self) -> int:
     return 2 * self.radius + 1
 
+  def min_input_size(self, scale: int | None = None) -> int:
+    """Smallest low-resolution side whose ``scale`` x up-scaling covers the receptive field
+    (17 pixels for 9-5-5: 9 at x2, 6 at x3, 5 at x4); smaller inputs are refused."""
+    scale = self.scale if scale is None else scale
+    return -(-self.receptive_field // scale)
+
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 

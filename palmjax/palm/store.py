@@ -72,21 +72,34 @@ def _encode(pixels: np.ndarray) -> tuple[bytes, str]:
   return data, hashlib.sha256(data).hexdigest()
 
 
+def _writable(path: str) -> bool:
+  effective = os.access in os.supports_effective_ids
+  return os.access(path, os.W_OK, effective_ids=effective)
+
+
 class FieldStore:
   """A SQLite field-sample store at ``path`` (created on first use)."""
 
-  def __init__(self, path: str | os.PathLike, *, timeout: float = 60.0):
+  def __init__(self, path: str | os.PathLike, *, timeout: float = 60.0, create: bool = True):
+    """Opens the store at ``path`` to add samples: creates it (and its folders), and
+    refuses a store it cannot write, before any sample is judged. ``create=False`` opens an
+    existing store to read it (a missing one is an :class:`InputError`)."""
+    from palmjax.io import make_parent_dirs
     self.path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(self.path))
-    os.makedirs(parent, exist_ok=True)
     existed = os.path.exists(self.path)
     if existed and not os.path.isfile(self.path):
       raise InputError(f"{self.path}: is not a file; give the field store's file name")
+    if not existed and not create:
+      raise InputError(f"{self.path}: no such field store (record samples into it with "
+                       "`palmjax palm feedback` first)")
+    make_parent_dirs(self.path)
     try:
       self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
       self._db.execute("PRAGMA journal_mode=WAL")
       self._db.execute("PRAGMA synchronous=FULL")
       self._db.executescript(_SCHEMA)
+      if create and existed and not _writable(self.path):  # fail now, not at the first add
+        raise sqlite3.OperationalError("attempt to write a readonly database")
     except sqlite3.OperationalError as e:
       if "readonly" in str(e) or "unable to open" in str(e):
         raise InputError(f"{self.path}: cannot write the field store (read-only file or "
@@ -135,13 +148,16 @@ class FieldStore:
       raise InputError(f"{source or 'pixels'}: float pixels must lie in [0, 1]")
     data, digest = _encode(arr)
     mistake = int(verdict is not None and verdict != label)
-    cur = self._db.execute(
-        "INSERT INTO samples (created, device_id, label, verdict, probability, mistake, "
-        "height, width, channels, bit_depth, pixels, sha256, source, model) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (time.time() if created is None else created, device_id, int(label), verdict,
-         None if probability is None else float(probability), mistake, arr.shape[0],
-         arr.shape[1], arr.shape[2], int(bit_depth), data, digest, source, model))
+    try:
+      cur = self._db.execute(
+          "INSERT INTO samples (created, device_id, label, verdict, probability, mistake, "
+          "height, width, channels, bit_depth, pixels, sha256, source, model) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          (time.time() if created is None else created, device_id, int(label), verdict,
+           None if probability is None else float(probability), mistake, arr.shape[0],
+           arr.shape[1], arr.shape[2], int(bit_depth), data, digest, source, model))
+    except sqlite3.OperationalError as e:  # read-only, full disk, locked: name the store
+      raise InputError(f"{self.path}: cannot write the field store ({e})") from None
     return int(cur.lastrowid)
 
   def _rows(self, where: str, args: tuple = ()) -> Iterator[FieldSample]:

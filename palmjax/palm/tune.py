@@ -62,7 +62,7 @@ def tune(store_path: str | os.PathLike, classifier: str | os.PathLike, workdir: 
   (default: this module's logger).
   """
   log = log or logger.info
-  with FieldStore(store_path) as store:
+  with FieldStore(store_path, create=False) as store:
     mistakes = store.mistakes()
   if not mistakes:
     raise InputError(f"{store_path}: holds no mistakes to tune on")
