@@ -181,6 +181,7 @@ def test_cli_upscale_with_a_damaged_model_exits_2_with_one_line(tmp_path, how):
   assert not (tmp_path / "b.png").exists()
 
 
+@pytest.mark.slow  # three short training sessions through the CLI (~40 s)
 def test_cli_train_resumes_past_a_damaged_step_and_fails_cleanly_without_one(tmp_path,
                                                                           capsys):
   imgs = tmp_path / "imgs"
