@@ -67,6 +67,7 @@ def apply_srcnn(params: Any, x: jax.Array, config: SRCNNConfig) -> jax.Array:
 
 
 DEFAULT_TILE = 256  # output pixels per tile side: one compiled shape, ~30 MB of f32 activations
+STEP_PIXELS = 256 * 256  # output pixels the tiled network computes per loop step
 
 
 def _tile_shape(height: int, width: int, tile: int) -> tuple[int, int]:
@@ -85,28 +86,42 @@ def apply_srcnn_tiled(params: Any, x: jax.Array, config: SRCNNConfig,
   ``2r``; the network runs VALID on each window (``pad=False``) and gives exactly that
   tile's output pixels, so the result equals the untiled one (up to float32 summation
   order). Windows past the image's bottom/right edge are filled with zeros, which only
-  reach output pixels that are cut off. All tiles have one shape and go through
-  ``lax.map`` a few at a time (about 512 x 512 output pixels per step).
+  reach output pixels that are cut off. All tiles have one shape; a loop runs a few at a
+  time (``STEP_PIXELS`` output pixels per step) and writes them into the output in place.
   """
   n, h, w, c = x.shape
   r = config.radius
   th, tw = _tile_shape(h, w, tile)
   ny, nx = -(-h // th), -(-w // tw)
+  count = n * ny * nx
   mode = "constant" if config.pad_mode == "zero" else config.pad_mode
   xp = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode=mode)
   xp = jnp.pad(xp, ((0, 0), (0, ny * th - h), (0, nx * tw - w), (0, 0)))
   model = SRCNN(config)
+  batch = max(1, min(16, count, STEP_PIXELS // (th * tw)))
 
-  def one(i):
+  def origin(i):
     b, rest = jnp.divmod(i, ny * nx)
     ty, tx = jnp.divmod(rest, nx)
-    win = jax.lax.dynamic_slice(xp, (b, ty * th, tx * tw, 0), (1, th + 2 * r, tw + 2 * r, c))
-    return jnp.clip(model.apply({"params": params}, win, pad=False)[0], 0.0, 1.0)
+    return b, ty * th, tx * tw
 
-  batch = max(1, (512 * 512) // (th * tw))
-  tiles = jax.lax.map(one, jnp.arange(n * ny * nx), batch_size=min(batch, n * ny * nx))
-  out = tiles.reshape(n, ny, nx, th, tw, config.channels).transpose(0, 1, 3, 2, 4, 5)
-  return out.reshape(n, ny * th, nx * tw, config.channels)[:, :h, :w]
+  def window(i):
+    b, y, x0 = origin(i)
+    return jax.lax.dynamic_slice(xp, (b, y, x0, 0), (1, th + 2 * r, tw + 2 * r, c))[0]
+
+  def step(k, out):
+    # The last step repeats tiles of the previous one rather than run a ragged batch.
+    ids = jnp.minimum(k * batch + jnp.arange(batch), count - 1)
+    res = jnp.clip(model.apply({"params": params}, jax.vmap(window)(ids), pad=False),
+                   0.0, 1.0).astype(out.dtype)
+    for j in range(batch):
+      b, y, x0 = origin(ids[j])
+      out = jax.lax.dynamic_update_slice(out, res[j][None], (b, y, x0, 0))
+    return out
+
+  out = jnp.zeros((n, ny * th, nx * tw, config.channels), x.dtype)
+  out = jax.lax.fori_loop(0, -(-count // batch), step, out)
+  return out[:, :h, :w]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "height", "width", "tile"))
