@@ -9,6 +9,10 @@ A training run directory holds::
 
 Orbax commits each step directory atomically (it writes to a temporary name and renames),
 so an interrupted save never leaves a half-written checkpoint that a resume would pick up.
+A checkpoint damaged afterwards (a truncated or deleted data file, garbage in its metadata)
+is skipped: restoring walks back from the newest step to the newest one that restores,
+logging one line per skipped step with the reason; a resume also moves the damaged steps
+aside to ``<workdir>/corrupt/`` so the run can save those steps again.
 
 An exported model (what ``checkpoints/`` ships) is a directory with ``config.json``,
 ``metrics.json`` and ``params/`` (an Orbax PyTree checkpoint of the parameters alone).
@@ -18,9 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import contextlib
 import os
+import re
 import shutil
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Iterator
 
 import jax
 import orbax.checkpoint as ocp
@@ -75,6 +82,72 @@ def _save_args(state: Any, history: list[dict] | None) -> Any:
                             history=ocp.args.JsonSave({"history": list(history or [])}))
 
 
+def error_line(e: BaseException, limit: int = 400) -> str:
+  """``e`` as one short line: its type and the first line of its message, without
+  tensorstore's spec dump (``[tensorstore_spec=...]``)."""
+  text = str(e).strip()
+  text = text.splitlines()[0] if text else ""
+  text = text.split(" [tensorstore_spec")[0].strip()
+  files = re.findall(r'local file "([^"]+)"', text)
+  if files:  # tensorstore: "CODE: Error opening ...: Error reading ... "<file>": <cause>"
+    code = re.match(r"([A-Z_]+): ", text)
+    cause = text.rsplit(f'"{files[-1]}"', 1)[1].lstrip(": ").strip()
+    text = (f"{code.group(1) + ': ' if code else ''}{files[-1]}"
+            f"{': ' + cause if cause else ''}")
+  if len(text) > limit:
+    text = text[:limit - 3] + "..."
+  return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class _RestoreEchoFilter(logging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" records of Orbax's array reads:
+  when one read of a damaged checkpoint fails, every other pending read fails too and
+  asyncio logs each (with tensorstore's full spec) when the task is collected, later."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    msg = record.getMessage()
+    return not ("exception was never retrieved" in msg and
+                ("orbax" in msg or "tensorstore" in msg))
+
+
+def _silence_restore_echoes() -> None:
+  """Installs (once) the filters for the echoes of a failed restore: the asyncio records
+  above, and the "Event loop is closed" RuntimeError that tensorstore callbacks raise into
+  Orbax's closed event loop afterwards (reported as unraisable exceptions). Called when a
+  restore has failed; its own exception is still the one reported."""
+  asyncio_log = logging.getLogger("asyncio")
+  if not any(isinstance(f, _RestoreEchoFilter) for f in asyncio_log.filters):
+    asyncio_log.addFilter(_RestoreEchoFilter())
+  hook = sys.unraisablehook
+  if getattr(hook, "_palmjax_restore", False):
+    return
+
+  def unraisable(u) -> None:
+    if not (isinstance(u.exc_value, RuntimeError) and
+            str(u.exc_value) == "Event loop is closed"):
+      hook(u)
+
+  unraisable._palmjax_restore = True  # type: ignore[attr-defined]
+  sys.unraisablehook = unraisable
+
+
+@contextlib.contextmanager
+def _restore_attempt() -> Iterator[None]:
+  """Runs an Orbax restore that may fail on damaged files: absl's log line about
+  unreadable metadata is held back (the caller reports the exception in one line) and the
+  failure's later echoes are filtered (:func:`_silence_restore_echoes`)."""
+  absl_log = logging.getLogger("absl")
+  level = absl_log.level
+  absl_log.setLevel(logging.CRITICAL)
+  try:
+    yield
+  except Exception:
+    _silence_restore_echoes()
+    raise
+  finally:
+    absl_log.setLevel(level)
+
+
 def _restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any
              ) -> tuple[Any, list[dict]]:
   """``(state, history)`` of one step; steps saved before histories were (a single
@@ -122,32 +195,109 @@ class RunCheckpoints:
     return self.best.save(step, args=_save_args(state, history),
                           metrics={k: float(v) for k, v in metrics.items()}, force=True)
 
+  def _candidates(self, with_best: bool) -> list[tuple[str, int]]:
+    """``(kind, step)`` newest first: every latest step and (when ``with_best``) the best
+    one, after the latest one of its step (both hold the same state)."""
+    steps = [("latest", int(s)) for s in self.latest.all_steps()]
+    best = self.best.best_step() if with_best else None
+    if best is not None:
+      steps.append(("best", int(best)))
+    return sorted(steps, key=lambda ks: (-ks[1], ks[0] != "latest"))
+
+  def _first_restorable(self, abstract_state: Any, candidates: list[tuple[str, int]],
+                        log: Callable[[str], None] | None
+                        ) -> tuple[tuple[str, int, Any, list[dict]] | None, list[tuple]]:
+    """Restores the first of ``candidates`` that restores cleanly.
+
+    Returns ``(found, skipped)``: ``found`` is ``(kind, step, state, history)`` (None when
+    there are no candidates), ``skipped`` the ``(kind, step, reason)`` of the newer ones
+    that failed, each logged in one line when ``log`` is given. When all fail, InputError
+    names the run and every reason.
+    """
+    failures = []
+    for kind, step in candidates:
+      manager = self.latest if kind == "latest" else self.best
+      try:
+        with _restore_attempt():
+          state, history = _restore(manager, step, abstract_state)
+      except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types
+        reason = error_line(e)
+        failures.append((kind, step, reason))
+        if log is not None:
+          log(f"skipped {kind} checkpoint step {step} in {self.workdir}: it does not "
+              f"restore ({reason})")
+        continue
+      return (kind, step, state, history), failures
+    if not failures:
+      return None, failures
+    tried = "; ".join(f"{k} step {s}: {r}" for k, s, r in failures)
+    raise InputError(f"{self.workdir}: no checkpoint restores ({tried}); move the run "
+                     f"directory aside or use a new workdir")
+
+  def _quarantine(self, kind: str, step: int) -> str | None:
+    """Moves a damaged step directory to ``<workdir>/corrupt/<kind>-<step>[-n]`` (on the
+    first process); returns where."""
+    manager = self.latest if kind == "latest" else self.best
+    src = os.path.join(os.fspath(manager.directory), str(step))
+    if jax.process_index() == 0 and os.path.isdir(src):
+      dst = os.path.join(self.workdir, "corrupt", f"{kind}-{step}")
+      n = 0
+      while os.path.exists(dst if n == 0 else f"{dst}-{n}"):
+        n += 1
+      dst = dst if n == 0 else f"{dst}-{n}"
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      os.replace(src, dst)
+    else:
+      dst = None
+    manager.reload()
+    return dst
+
   def resume(self, state: Any, log: Callable[[str], None] | None = None
              ) -> tuple[Any, list[dict]]:
-    """``(state, history)`` of the latest checkpoint (restored into ``state``'s structure),
-    or ``(state, [])`` when the run has none yet."""
-    step = self.latest.latest_step()
-    if step is None:
+    """``(state, history)`` of the newest checkpoint that restores (into ``state``'s
+    structure), or ``(state, [])`` when the run has none yet.
+
+    Latest steps are tried newest first, with the best checkpoint in its place (after a
+    latest one of the same step). Damaged steps are skipped (one log line each) and moved to
+    ``<workdir>/corrupt/``; InputError when none restores.
+    """
+    log = log or logger.info
+    found, skipped = self._first_restorable(state, self._candidates(with_best=True), None)
+    for kind, step, reason in skipped:
+      moved = self._quarantine(kind, step)
+      log(f"skipped {kind} checkpoint step {step} in {self.workdir}: it does not restore "
+          f"({reason}){'; moved it to ' + moved if moved else ''}")
+    if found is None:
       return state, []
-    restored, history = _restore(self.latest, step, state)
-    (log or logger.info)(f"resumed from step {int(restored.step)} in {self.workdir}")
+    kind, step, restored, history = found
+    via = "" if kind == "latest" else " (the best checkpoint)"
+    log(f"resumed from step {int(restored.step)}{via} in {self.workdir}")
     return restored, history
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
 
   def restore_latest(self, abstract_state: Any) -> Any:
-    step = self.latest.latest_step()
-    return None if step is None else _restore(self.latest, step, abstract_state)[0]
+    """The newest latest state that restores (damaged newer ones are skipped with a log
+    line); None when there is none; InputError when none restores."""
+    found, _ = self._first_restorable(abstract_state, self._candidates(with_best=False),
+                                      logger.warning)
+    return None if found is None else found[2]
 
   def restore_best(self, abstract_state: Any) -> Any:
+    """The best state; None when there is none; InputError when it does not restore."""
     step = self.best.best_step()
-    return None if step is None else _restore(self.best, step, abstract_state)[0]
+    if step is None:
+      return None
+    found, _ = self._first_restorable(abstract_state, [("best", int(step))], logger.warning)
+    return found[2]
 
   def history(self, abstract_state: Any) -> list[dict]:
-    """The run's history as saved with its latest checkpoint ([] when there is none)."""
-    step = self.latest.latest_step()
-    return [] if step is None else _restore(self.latest, step, abstract_state)[1]
+    """The run's history as saved with its newest restorable latest checkpoint ([] when
+    there is none)."""
+    found, _ = self._first_restorable(abstract_state, self._candidates(with_best=False),
+                                      logger.warning)
+    return [] if found is None else found[3]
 
   def best_value(self) -> float | None:
     step = self.best.best_step()
@@ -223,6 +373,11 @@ def load_exported(directory: str | os.PathLike,
   config = read_json(os.path.join(directory, "config.json"))
   metrics_path = os.path.join(directory, "metrics.json")
   metrics = read_json(metrics_path) if os.path.exists(metrics_path) else {}
-  with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(directory, "params"), abstract_params(config))
+  abstract = abstract_params(config)
+  try:
+    with _restore_attempt(), ocp.StandardCheckpointer() as ckptr:
+      params = ckptr.restore(os.path.join(directory, "params"), abstract)
+  except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types
+    raise InputError(f"{directory}: damaged exported model, its params/ do not restore "
+                     f"({error_line(e)})") from None
   return params, config, metrics

@@ -260,18 +260,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
       os.unlink(tmp)
 
 
+def _quantize(arr: np.ndarray, dtype: type, rows: int = 256) -> np.ndarray:
+  """``round(clip(arr, 0, 1) * max)`` as ``dtype`` (computed in float64), a band of
+  ``rows`` rows at a time so that a large image needs no full-size float64 copies."""
+  out = np.empty(arr.shape, dtype)
+  top = float(np.iinfo(dtype).max)
+  for y in range(0, arr.shape[0], rows):
+    band = np.clip(arr[y:y + rows].astype(np.float64), 0.0, 1.0)
+    out[y:y + rows] = np.round(band * top)
+  return out
+
+
 def save_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int = 8) -> None:
   """Writes ``pixels`` (float in [0, 1], ``[H, W]`` or ``[H, W, 1|3]``) atomically.
 
   PNG/TIFF support 8-bit grey/colour and 16-bit grey; 16-bit colour is written as 8-bit.
   """
   arr = check_image_array(pixels, os.fspath(path))
-  arr = np.clip(arr.astype(np.float64), 0.0, 1.0)
   grey = arr.shape[-1] == 1
   if bit_depth == 16 and grey:
-    im = Image.fromarray(np.round(arr[..., 0] * 65535).astype(np.uint16))
+    im = Image.fromarray(_quantize(arr, np.uint16)[..., 0])
   elif bit_depth in (1, 8, 16, 32):
-    u8 = np.round(arr * 255).astype(np.uint8)
+    u8 = _quantize(arr, np.uint8)
     im = Image.fromarray(u8[..., 0] if grey else u8)
   else:
     raise InputError(f"bit_depth must be 8 or 16, got {bit_depth}")
