@@ -229,8 +229,8 @@ def _palm_stage(args: argparse.Namespace, prog: Progress) -> dict | None:
       palm_xray.contact_sheet(test, os.path.join(out, "palm_xray_sheet.png"), per_kind=2)
   # As many captures as the last scoring chunk: the same shapes, nothing new to compile.
   demo = test["lr"][:max(n - (n - 1) // chunk * chunk, 4)].copy()
-  demo[3] = np.asarray(gaussian_blur(demo[3], 2.5))  # a shaken capture
   with prog.step("pipeline records of 4 captures"):
+    demo[3] = np.asarray(gaussian_blur(demo[3], 2.5))  # a shaken capture
     recs = det.detect(demo)[:4]
   print("\n  pipeline records (the last capture blurred on purpose):")
   for r, name in zip(recs, names[:3] + [names[3] + " (blurred)"]):
