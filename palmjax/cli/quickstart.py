@@ -157,8 +157,8 @@ def _sr_stage(args: argparse.Namespace, prog: Progress) -> None:
     save_image(os.path.join(out, "coins_srcnn_x3.png"), sr)
     p_b, p_s = float(psnr(bic, coins)), float(psnr(sr, coins))
     pair = os.path.join(out, "coins_bicubic_vs_srcnn_x3.png")
-    save_image(pair, side_by_side([bic, sr], [f"bicubic x3  {p_b:.2f} dB",
-                                              f"SRCNN x3  {p_s:.2f} dB"]))
+    save_image(pair, side_by_side([bic, sr], [f"bicubic x3, PSNR {p_b:.2f} dB",
+                                              f"SRCNN x3, PSNR {p_s:.2f} dB"]))
   print(f"  {pair}: bicubic (left) | SRCNN (right), {w}x{h} each from a {w // 3}x{h // 3} "
         f"capture; PSNR to the original {p_b:.2f} -> {p_s:.2f} dB")
 
