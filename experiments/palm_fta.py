@@ -4,7 +4,7 @@ Real: every radiograph of the ``hand_radiographs`` builder (all splits), read fr
 manual directory ``--real`` (``<dir>/<source>/...``, see
 :mod:`palmjax.data.hand_radiographs_tfds`) through the clinical input path, so the gate
 sees exactly what ``palmjax palm detect`` would. Simulated: ``--n-sim`` live captures of the
-current simulator (``PalmTrainConfig`` defaults, seed ``--seed``). FTA is reported per
+simulator for each style of ``--sim-styles`` (seed ``--seed``). FTA is reported per
 source with its count and the gate's reasons; it is not part of BPCER.
 
     python experiments/palm_fta.py --real /work/data/hand_xray --n-sim 512
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 
 import jax
 import numpy as np
@@ -39,6 +38,8 @@ def main() -> int:
   ap.add_argument("--data-dir", default="/tmp/palmjax_tfds", help="TFDS data_dir")
   ap.add_argument("--n-sim", type=int, default=512, help="simulated live captures")
   ap.add_argument("--seed", type=int, default=77)
+  ap.add_argument("--sim-styles", default="v1,v2",
+                  help="simulator styles to measure, comma-separated (palm_xray.STYLES)")
   ap.add_argument("--json", help="write the figures here")
   args = ap.parse_args()
   out = {}
@@ -56,10 +57,10 @@ def main() -> int:
         split_counts[src][split] += 1
     for src, imgs in sorted(by_source.items()):
       out[f"real:{src}"] = {**fta(np.stack(imgs)), "splits": dict(split_counts[src])}
-  if args.n_sim > 0:
-    sim = simulate(jax.random.key(args.seed), args.n_sim, PalmTrainConfig().sim_config(),
-                   only="live")
-    out["simulated live"] = fta(sim["lr"])
+  for style in filter(None, args.sim_styles.split(",")) if args.n_sim > 0 else ():
+    sim = simulate(jax.random.key(args.seed), args.n_sim,
+                   PalmTrainConfig(sim_style=style).sim_config(), only="live")
+    out[f"simulated live ({style})"] = fta(sim["lr"])
   print("| captures | n | re-capture | FTA | reasons |")
   print("|---|---:|---:|---:|---|")
   for name, r in out.items():

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -33,49 +32,9 @@ import time
 import numpy as np
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-  """95% Wilson score interval of a proportion ``k / n``."""
-  if n == 0:
-    return (0.0, 1.0)
-  p = k / n
-  d = 1 + z * z / n
-  c = (p + z * z / (2 * n)) / d
-  h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-  return (max(0.0, c - h), min(1.0, c + h))
-
-
 def load_real(manual_dir: str, data_dir: str) -> dict[str, dict[str, np.ndarray]]:
-  import tensorflow_datasets as tfds
-
-  from palmjax.data.hand_radiographs_tfds import HandRadiographs, HandRadiographsConfig
-  b = HandRadiographs(config=HandRadiographsConfig(name="shared", shared_subjects=True),
-                      data_dir=data_dir)
-  b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  out = {}
-  for split in ("train", "validation", "test"):
-    ds = b.as_data_source(split=split)
-    ex = [ds[i] for i in range(len(ds))]
-    img = np.stack([e["image"] for e in ex]).astype(np.float32)
-    img /= 65535.0 if ex[0]["image"].dtype == np.uint16 else 255.0
-    out[split] = {"lr": img, "source": np.array([_s(e["source"]) for e in ex])}
-  return out
-
-
-def _s(v) -> str:
-  return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def real_eval(params, mcfg, cfg, threshold, lr, sr_model) -> dict:
-  """BPCER (+ Wilson 95%) on real live captures, failure to acquire apart."""
-  from palmjax.palm.quality import check_quality
-  from palmjax.palm.train import batched_proba, classifier_inputs
-  ok = np.array([r.ok for r in check_quality(lr)])
-  x = classifier_inputs(lr[ok], cfg, sr_model)
-  p = batched_proba(params, x, mcfg)
-  k, n = int((p < threshold).sum()), int(ok.sum())
-  lo, hi = wilson(k, n)
-  return {"n": int(len(lr)), "fta": float(1 - ok.mean()), "n_judged": n, "rejected": k,
-          "bpcer": k / max(n, 1), "bpcer_ci95": [lo, hi], "median_p_live": float(np.median(p))}
+  from palmjax.data.hand_radiographs_tfds import load_arrays
+  return load_arrays(manual_dir, data_dir, config="shared")
 
 
 def sim_eval(params, mcfg, cfg, threshold, n, seed, sr_model) -> dict:
@@ -97,6 +56,27 @@ def sim_eval(params, mcfg, cfg, threshold, n, seed, sr_model) -> dict:
           "auc": rep.auc}
 
 
+def eval_only(args) -> int:
+  """Judges an exported classifier without training (``--eval-only``)."""
+  from palmjax.palm import detector as det_lib
+  from palmjax.palm import train as T
+  path = det_lib.default_classifier_path() if args.eval_only == "shipped" else args.eval_only
+  params, cfg, thr, _ = T.load_classifier(path)
+  cfg = dataclasses.replace(cfg, sim_style=args.sim_style)
+  real = load_real(args.manual_dir, args.data_dir)
+  sr_model = T.load_sr_for(cfg)
+  report = {"model": str(path), "threshold": thr, "sim_style": args.sim_style,
+            "real_test": T.evaluate_real_lives(params, cfg, thr, real["test"]["lr"],
+                                               sr_model),
+            "sim_test": sim_eval(params, cfg.model_config(), cfg, thr, args.n_sim_test, 4048,
+                                 sr_model)}
+  print(json.dumps(report, indent=1, default=float))
+  if args.report:
+    from palmjax.checkpointing import write_json
+    write_json(args.report, report)
+  return 0
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,13 +92,17 @@ def main(argv=None) -> int:
   ap.add_argument("--n-sim-test", type=int, default=1000)
   ap.add_argument("--export", default=None)
   ap.add_argument("--report", default=None)
+  ap.add_argument("--eval-only", default=None, metavar="MODEL",
+                  help="no training: judge this exported classifier ('shipped' = the "
+                       "package's default) on the real test split and fresh simulated "
+                       "captures of --sim-style (the quality gate as it is now)")
   args = ap.parse_args(argv)
+  if args.eval_only:
+    return eval_only(args)
   import jax
 
-  from palmjax.data import palm_xray
   from palmjax.palm import detector as det_lib
   from palmjax.palm import train as T
-  from palmjax.palm.augment import pseudo_spoofs
   t0 = time.time()
   cfg = T.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                           num_steps=args.num_steps, sim_style=args.sim_style,
@@ -126,23 +110,8 @@ def main(argv=None) -> int:
   real = load_real(args.manual_dir, args.data_dir)
   sr_model = T.load_sr_for(cfg)
   splits = T.make_splits(cfg, progress=False)
-  key = jax.random.key(cfg.data_seed + 7)
-  tr_live = np.concatenate([real["train"]["lr"]] * args.real_repeat)
-  tr_fake = pseudo_spoofs(jax.random.fold_in(key, 0), real["train"]["lr"])
-  extra = {"image": T.classifier_inputs(np.concatenate([tr_live, tr_fake]), cfg, sr_model),
-           "label": np.concatenate([np.ones(len(tr_live)), np.zeros(len(tr_fake))]
-                                   ).astype(splits["train"]["label"].dtype)}
-  va = splits["validation"]
-  va_fake = pseudo_spoofs(jax.random.fold_in(key, 1), real["validation"]["lr"])
-  n_rv = len(real["validation"]["lr"])
-  va["image"] = np.concatenate([va["image"], T.classifier_inputs(
-      np.concatenate([real["validation"]["lr"], va_fake]), cfg, sr_model)])
-  va["label"] = np.concatenate([va["label"], np.ones(n_rv, va["label"].dtype),
-                                np.zeros(len(va_fake), va["label"].dtype)])
-  va["attack"] = np.concatenate([va["attack"], np.full(n_rv, palm_xray.LIVE, va["attack"].dtype),
-                                 np.full(len(va_fake), palm_xray.PRINTED_RADIOGRAPH,
-                                         va["attack"].dtype)])
-  va.pop("lr", None)
+  extra = T.add_real_lives(cfg, splits, real, jax.random.key(cfg.data_seed + 7),
+                           repeat=args.real_repeat)
   params, summary = T.train(cfg, args.workdir, splits=splits, extra_train=extra,
                             export_to=args.export, progress=False)
   thr = summary["threshold"]
@@ -150,12 +119,12 @@ def main(argv=None) -> int:
   report = {"config": dataclasses.asdict(cfg), "threshold": thr,
             "real_counts": {k: int(len(v["lr"])) for k, v in real.items()}}
   test = real["test"]
-  report["after"] = {"real_test": real_eval(params, mcfg, cfg, thr, test["lr"], sr_model),
+  report["after"] = {"real_test": T.evaluate_real_lives(params, cfg, thr, test["lr"], sr_model),
                      "sim_test": sim_eval(params, mcfg, cfg, thr, args.n_sim_test, 4048,
                                           sr_model)}
   sp, scfg, sthr, _ = T.load_classifier(det_lib.default_classifier_path())
-  report["before"] = {"real_test": real_eval(sp, scfg.model_config(), scfg, sthr, test["lr"],
-                                             T.load_sr_for(scfg)),
+  report["before"] = {"real_test": T.evaluate_real_lives(sp, scfg, sthr, test["lr"],
+                                                         T.load_sr_for(scfg)),
                       "sim_test": sim_eval(sp, scfg.model_config(), scfg, sthr,
                                            args.n_sim_test, 4048, T.load_sr_for(scfg)),
                       "sim_test_new_style": sim_eval(

@@ -8,7 +8,12 @@ this measures it. ``--oracle-hr`` adds an upper-bound row: the same classifier o
 simulator's true high-resolution capture (what a perfect SR model would hand it), which shows
 how much of the liveness evidence the low-resolution capture has lost.
 
-    python experiments/palm_sr_ablation.py --seeds 0 1 2 --steps 600
+With ``--real DIR`` (the ``hand_radiographs`` manual directory) the real train split's live
+radiographs and their print-and-recapture copies join training
+(:func:`palmjax.palm.train.add_real_lives`) and each row also reports BPCER on the real
+**test** split (subjects never trained on; the oracle row has no real high-resolution image).
+
+    python experiments/palm_sr_ablation.py --seeds 0 1 2 --steps 600 [--sim-style v2 --real DIR]
 """
 
 from __future__ import annotations
@@ -41,10 +46,18 @@ def main() -> None:
   ap.add_argument("--oracle-hr", action="store_true",
                   help="also train on the true high-resolution capture (upper bound)")
   ap.add_argument("--workdir", default="runs/palm_sr_ablation")
+  ap.add_argument("--real", default=None, help="hand_radiographs manual directory")
+  ap.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
+                  help="TFDS data_dir for --real")
   args = ap.parse_args()
+  real = None
+  if args.real:
+    from palmjax.data.hand_radiographs_tfds import load_arrays
+    real = load_arrays(args.real, args.data_dir, config="shared")  # as palm_real.py
 
   rows = list(args.inputs) + (["hr (oracle)"] if args.oracle_hr else [])
   results: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
+  real_rows: dict[str, list[dict]] = {k: [] for k in rows}
   for seed in args.seeds:
     base = palm_train.PalmTrainConfig(n_train=args.n_train, num_steps=args.steps,
                                       n_val=args.n_val,
@@ -64,20 +77,31 @@ def main() -> None:
                 (lambda d: palm_train.classifier_inputs(d["lr"], cfg, sr)))
       splits = {k: {**v, "image": inputs(v)} for k, v in raw.items()}
       name = "hr_oracle" if oracle else row
+      extra = (palm_train.add_real_lives(cfg, splits, real, jax.random.key(seed + 7))
+               if real and not oracle else None)
       params, summary = palm_train.train(cfg, os.path.join(args.workdir, f"{name}_s{seed}"),
-                                         splits=splits, progress=True, log=lambda s: None)
+                                         splits=splits, extra_train=extra, progress=True,
+                                         log=lambda s: None)
       p = palm_train.batched_proba(params, inputs(test), cfg.model_config())
       rep = pad_report(p, test["label"], [ATTACK_NAMES[a] for a in test["attack"]],
                        threshold=summary["threshold"])
       results[row].append((rep.acer, rep.auc))
-      print(f"seed {seed} input {row}: ACER {100 * rep.acer:.2f}%  AUC {rep.auc:.4f}")
+      if real and not oracle:
+        real_rows[row].append(palm_train.evaluate_real_lives(
+            params, cfg, summary["threshold"], real["test"]["lr"], sr))
+      print(f"seed {seed} input {row}: ACER {100 * rep.acer:.2f}%  AUC {rep.auc:.4f}"
+            + (f"  real BPCER {real_rows[row][-1]['bpcer']:.2%}" if real_rows[row] else ""))
 
-  print(f"\n| input | ACER (mean ± std, {len(args.seeds)} seeds) | ROC AUC |")
-  print("|---|---:|---:|")
+  print(f"\n| input | ACER (sim; mean ± std, {len(args.seeds)} seeds) | ROC AUC |"
+        + (" real BPCER (rejected / judged, all seeds) |" if real else ""))
+  print("|---|---:|---:|" + ("---:|" if real else ""))
   for row, r in results.items():
     a = np.array(r)
+    rr = real_rows[row]
+    k, n = sum(x["rejected"] for x in rr), sum(x["n_judged"] for x in rr)
     print(f"| {row} | {100 * a[:, 0].mean():.2f} ± {100 * a[:, 0].std():.2f}% | "
-          f"{a[:, 1].mean():.4f} ± {a[:, 1].std():.4f} |")
+          f"{a[:, 1].mean():.4f} ± {a[:, 1].std():.4f} |"
+          + ((f" {k}/{n} ({100 * k / max(n, 1):.1f}%) |" if rr else " - |") if real else ""))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 
 For each spoof kind, trains on live captures and the other three kinds, then measures APCER
 of the held-out kind (threshold chosen at the validation EER, validation without the kind)
-and BPCER on a fresh simulated test split.
+and BPCER on a fresh simulated test split. With ``--real DIR`` (the ``hand_radiographs``
+manual directory) the real train split's live radiographs join training
+(:func:`palmjax.palm.train.add_real_lives`: with their print-and-recapture copies as spoofs,
+except when ``printed_radiograph`` is the held-out kind) and each row also reports BPCER on
+the real **test** split (subjects never trained on), failure to acquire apart.
 
-    python experiments/palm_unseen_attack.py --steps 600
+    python experiments/palm_unseen_attack.py --steps 600 [--sim-style v2 --real /data/hand_xray]
 """
 
 from __future__ import annotations
@@ -38,16 +42,27 @@ def main() -> None:
                   help="add generic re-captured copies of live captures as spoofs "
                        "(palmjax.palm.augment)")
   ap.add_argument("--workdir", default="runs/palm_unseen")
+  ap.add_argument("--real", default=None, help="hand_radiographs manual directory")
+  ap.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
+                  help="TFDS data_dir for --real")
   args = ap.parse_args()
 
+  real = None
+  if args.real:
+    from palmjax.data.hand_radiographs_tfds import load_arrays
+    real = load_arrays(args.real, args.data_dir, config="shared")  # as palm_real.py
   rows = []
   for kind in args.kinds:
     cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                                      num_steps=args.steps, exclude_attacks=(kind,),
                                      pseudo_spoofs=args.pseudo_spoofs, eval_every=args.steps,
                                      sim_style=args.sim_style)
-    params, summary = palm_train.train(cfg, os.path.join(args.workdir, kind), progress=True,
-                                       log=lambda s: None)
+    splits = palm_train.make_splits(cfg, progress=True)
+    extra = (palm_train.add_real_lives(cfg, splits, real, jax.random.key(cfg.data_seed + 7),
+                                       recaptures=kind != "printed_radiograph")
+             if real else None)
+    params, summary = palm_train.train(cfg, os.path.join(args.workdir, kind), splits=splits,
+                                       extra_train=extra, progress=True, log=lambda s: None)
     sr = palm_train.load_sr_for(cfg)
     test = palm_train.simulate(jax.random.key(777), args.n_test, cfg.sim_config(),
                                progress=True, desc=f"test: live + {kind}")
@@ -60,13 +75,19 @@ def main() -> None:
                                  cfg.model_config())
     rep = pad_report(p, data["label"], [ATTACK_NAMES[a] for a in data["attack"]],
                      threshold=summary["threshold"])
-    rows.append((kind, rep.apcer[kind], rep.bpcer, rep.auc, rep.n_attack[kind]))
-    print(f"held out {kind}: APCER {100 * rep.apcer[kind]:.2f}%  BPCER {100 * rep.bpcer:.2f}%")
+    r = (palm_train.evaluate_real_lives(params, cfg, summary["threshold"], real["test"]["lr"],
+                                        sr) if real else None)
+    rows.append((kind, rep.apcer[kind], rep.bpcer, rep.auc, rep.n_attack[kind], r))
+    print(f"held out {kind}: APCER {100 * rep.apcer[kind]:.2f}%  BPCER {100 * rep.bpcer:.2f}%"
+          + (f"  real BPCER {r['rejected']}/{r['n_judged']}" if r else ""))
 
-  print(f"\n| held-out kind | APCER (unseen) | BPCER | ROC AUC | n attacks |")
-  print("|---|---:|---:|---:|---:|")
-  for kind, apcer, bpcer, auc, n in rows:
-    print(f"| {kind} | {100 * apcer:.2f}% | {100 * bpcer:.2f}% | {auc:.4f} | {n} |")
+  print("\n| held-out kind | APCER (unseen) | BPCER (sim) | ROC AUC | n attacks |"
+        + (" real BPCER [95% CI] | real FTA |" if real else ""))
+  print("|---|---:|---:|---:|---:|" + ("---:|---:|" if real else ""))
+  for kind, apcer, bpcer, auc, n, r in rows:
+    print(f"| {kind} | {100 * apcer:.2f}% | {100 * bpcer:.2f}% | {auc:.4f} | {n} |"
+          + (f" {r['rejected']}/{r['n_judged']} [{100 * r['bpcer_ci95'][0]:.1f}-"
+             f"{100 * r['bpcer_ci95'][1]:.1f}%] | {100 * r['fta']:.1f}% |" if r else ""))
   print(f"| **worst** | **{100 * max(r[1] for r in rows):.2f}%** | | | |")
 
 

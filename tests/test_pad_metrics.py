@@ -3,7 +3,7 @@
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from scipy.stats import mannwhitneyu
 
 from palmjax.errors import InputError
@@ -100,3 +100,18 @@ def test_bad_inputs():
     pad_report([0.1, 0.2], [1, 1])
   with pytest.raises(InputError, match="labels must be"):
     roc_auc([0.1, 0.2], [2, 0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 2000), frac=st.floats(0, 1))
+def test_wilson_interval_matches_scipy(n, frac):
+  from scipy.stats import binomtest
+
+  from palmjax.metrics import wilson_interval
+  k = int(round(frac * n))
+  ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+  lo, hi = wilson_interval(k, n)
+  assert lo == pytest.approx(ref.low, abs=1e-12) and hi == pytest.approx(ref.high, abs=1e-12)
+  assert wilson_interval(0, 0) == (0.0, 1.0)
+  with pytest.raises(ValueError, match="0 <= k <= n"):
+    wilson_interval(n + 1, n)

@@ -5,6 +5,7 @@ import json
 import os
 
 import cv2
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -215,7 +216,7 @@ def test_gate_black_background_is_not_saturation():
   y[soft] = 1.0
   r = check_quality(y)[0]
   assert not r.ok and "over-exposed" in r.reason
-  mask = np.asarray(quality.hand_mask(y[None]))[0]
+  mask = np.asarray(quality.hand_mask(y[None], quality.field_of_view(y[None])))[0]
   assert r.measures["saturated"] == pytest.approx(np.mean(y[..., 0][mask] >= 1 - 1e-3))
 
 
@@ -349,3 +350,74 @@ def test_hand_radiographs_builder_on_a_fixture(tmp_path):
                         data_dir=str(tmp_path / "d4"))
   with pytest.raises(InputError, match="'nope' is not among the sources"):
     bad.download_and_prepare(download_config=dl)
+
+
+def _collimate(x, top, left, right, level):
+  """Shutter bands at ``level`` along the top, left and right edges of ``x [H, W, 1]``."""
+  y = x.copy()
+  y[:top], y[:, :left] = level, level
+  y[:, y.shape[1] - right:] = level
+  return y
+
+
+@settings(max_examples=12, deadline=None)
+@given(top=st.integers(0, 8), left=st.integers(0, 12), right=st.integers(0, 12),
+       field=st.floats(0.12, 0.3), band=st.sampled_from([0.0, 1.0]))
+def test_gate_collimated_field_is_measured_inside_the_field(top, left, right, field, band):
+  # A whole hand on a grey open field, the shutters as uniform bands (black, or white as
+  # unexposed film is displayed): the field is background, the bands are not hand.
+  x, _ = _capture(background=field, top=top + 4, left=left + 2,
+                  side=min(64 - left - right - 4, 64 - top - 6))
+  y = _collimate(x, top, left, right, band)
+  fov = np.asarray(quality.field_of_view(y[None]))[0]
+  expect = np.zeros((64, 64), bool)
+  expect[top:, left:64 - right] = True
+  np.testing.assert_array_equal(fov, expect)
+  r = check_quality(y)[0]
+  assert r.ok, r.reason
+  assert r.measures["border"] < 0.6
+  # The same field with the palm cut by the top shutter is incomplete.
+  cut, _ = _capture(background=field, top=-40, left=-8, side=80)
+  r = check_quality(_collimate(cut, max(top, 4), left, right, band))[0]
+  assert not r.ok and "incomplete" in r.reason
+
+
+def test_masked_black_background_is_not_a_collimator_band():
+  x, _ = _capture(background=0.0, noise=0.0, top=10, left=10, side=44)
+  x = np.where(x < 0.02, 0.0, x).astype(np.float32)
+  assert np.asarray(quality.field_of_view(x[None])).all()
+
+
+def test_load_arrays_and_real_lives_in_the_data_path(tmp_path):
+  from palmjax.data.hand_radiographs_tfds import load_arrays
+  from palmjax.data.palm_xray import LIVE, PRINTED_RADIOGRAPH
+  from palmjax.palm import train as palm_train
+  root = tmp_path / "manual"
+  _fixture_tree(root)
+  real = load_arrays(root, tmp_path / "d", config="shared")
+  b = HandRadiographs(config="shared", data_dir=str(tmp_path / "d"))
+  for split, d in real.items():
+    ds = b.as_data_source(split=split)
+    assert len(d["lr"]) == len(ds) and d["lr"].dtype == np.float32
+    np.testing.assert_array_equal(d["lr"][0], ds[0]["image"] / np.float32(65535))
+    for s, subj in zip(d["source"], d["subject"]):
+      assert split == split_of(s, subj, shared_subjects=True)
+  if "validation" not in real:  # the 14 fixture subjects may leave a split empty
+    real["validation"] = {k: v[:1] for k, v in real["train"].items()}
+  cfg = palm_train.PalmTrainConfig(input="lr")
+  n_tr, n_va = len(real["train"]["lr"]), len(real["validation"]["lr"])
+  splits = {"train": {"label": np.zeros(5, np.int32)},
+            "validation": {"image": np.zeros((4, 64, 64, 1), np.float32),
+                           "label": np.zeros(4, np.int32), "attack": np.ones(4, np.int32)}}
+  extra = palm_train.add_real_lives(cfg, splits, real, jax.random.key(0), repeat=2)
+  assert extra["image"].shape == (3 * n_tr, 64, 64, 1)
+  np.testing.assert_array_equal(extra["label"], [1] * (2 * n_tr) + [0] * n_tr)
+  np.testing.assert_array_equal(extra["image"][:n_tr], real["train"]["lr"])  # lr input
+  assert not np.allclose(extra["image"][2 * n_tr:], real["train"]["lr"])  # re-captured
+  va = splits["validation"]
+  np.testing.assert_array_equal(va["label"], [0] * 4 + [1] * n_va + [0] * n_va)
+  np.testing.assert_array_equal(va["attack"][4:], [LIVE] * n_va + [PRINTED_RADIOGRAPH] * n_va)
+  lives_only = palm_train.add_real_lives(cfg, {"train": splits["train"], "validation": {
+      "image": va["image"][:4], "label": va["label"][:4], "attack": va["attack"][:4]}}, real,
+      jax.random.key(0), repeat=1, recaptures=False)
+  np.testing.assert_array_equal(lives_only["label"], [1] * n_tr)

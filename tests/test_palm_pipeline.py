@@ -344,3 +344,38 @@ def test_store_refuses_a_damaged_file(tmp_path):
     FieldStore(path)
   with pytest.raises(InputError, match="is not a file"):
     FieldStore(tmp_path)
+
+
+def test_log_odds_match_the_probability_and_stay_finite(classifier, splits):
+  det = PalmLivenessDetector(classifier)
+  inputs = palm_train.classifier_inputs(splits["validation"]["lr"][:16], det.train_config,
+                                        det.sr_model)
+  p = np.asarray(palm_train.predict_proba(det.params, jnp.asarray(inputs), det.model_config),
+                 np.float64)
+  z = np.asarray(palm_train.predict_log_odds(det.params, jnp.asarray(inputs),
+                                             det.model_config), np.float64)
+  # Where float32 keeps both P(live) and P(spoof) away from 0, z = log(p / (1 - p)).
+  clear = (p > 1e-4) & (p < 1 - 1e-4)
+  np.testing.assert_allclose(z[clear], np.log(p[clear] / (1 - p[clear])), atol=2e-3)
+  # Scaling the output layer by 1e4 drives the probabilities to 0 / 1 in float32; the
+  # log-odds stay finite and equal a float64 reference from the two views' logits.
+  from scipy.special import log_softmax, logsumexp
+
+  from palmjax.models import PalmClassifier
+  params = dict(det.params)
+  params["logits"] = jax.tree_util.tree_map(lambda a: 1e4 * a, params["logits"])
+  x = jnp.asarray(inputs)
+  p_big = np.asarray(palm_train.predict_proba(params, x, det.model_config))
+  z_big = np.asarray(palm_train.predict_log_odds(params, x, det.model_config), np.float64)
+  model = PalmClassifier(det.model_config)
+  views = [np.asarray(model.apply({"params": params}, v), np.float64)
+           for v in (x, x[:, :, ::-1])]
+  logp = logsumexp(np.stack([log_softmax(v, axis=-1) for v in views]), axis=0) - np.log(2)
+  assert np.any((p_big == 0.0) | (p_big == 1.0))
+  assert np.all(np.isfinite(z_big))
+  np.testing.assert_allclose(z_big, logp[:, 1] - logp[:, 0], rtol=1e-4, atol=1e-3)
+  res = det.detect(splits["validation"]["lr"][:16])
+  for r in res:
+    if r.decision != "recapture":
+      assert r.log_odds == pytest.approx(z[res.index(r)], abs=1e-4)
+      assert r.probability == pytest.approx(1 / (1 + np.exp(-r.log_odds)), rel=1e-9)

@@ -26,6 +26,17 @@ def block(x: Any) -> Any:
   return jax.block_until_ready(x)
 
 
+def _round(fn: Callable[[], Any], min_time: float) -> float:
+  """Seconds per call of ``fn``, looping until at least ``min_time`` seconds pass."""
+  n, t0 = 0, time.perf_counter()
+  while True:
+    block(fn())
+    n += 1
+    dt = time.perf_counter() - t0
+    if dt >= min_time:
+      return dt / n
+
+
 def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5,
               min_time: float = 0.2) -> float:
   """Median seconds per call of ``fn`` (JAX results are waited for).
@@ -35,17 +46,25 @@ def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5,
   """
   for _ in range(warmup):
     block(fn())
-  rounds = []
+  return statistics.median(_round(fn, min_time) for _ in range(repeats))
+
+
+def time_pair(ours: Callable[[], Any], peer: Callable[[], Any], *, warmup: int = 1,
+              repeats: int = 7, min_time: float = 0.2) -> tuple[float, float]:
+  """Median seconds per call of ``ours`` and ``peer``, timed in alternating rounds.
+
+  As :func:`time_call`, but the rounds of the two sides interleave (ours, peer, ours, ...),
+  so both see the same background load on a shared machine; the speedup is
+  ``peer / ours``.
+  """
+  for _ in range(warmup):
+    block(ours())
+    block(peer())
+  a, b = [], []
   for _ in range(repeats):
-    n, t0 = 0, time.perf_counter()
-    while True:
-      block(fn())
-      n += 1
-      dt = time.perf_counter() - t0
-      if dt >= min_time:
-        break
-    rounds.append(dt / n)
-  return statistics.median(rounds)
+    a.append(_round(ours, min_time))
+    b.append(_round(peer, min_time))
+  return statistics.median(a), statistics.median(b)
 
 
 def environment() -> dict[str, str]:

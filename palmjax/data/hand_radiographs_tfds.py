@@ -129,6 +129,10 @@ class HandRadiographs(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       HandRadiographsConfig(name="default", description="64 px captures, 70/15/15 by "
                             "subject hash."),
+      HandRadiographsConfig(name="shared", shared_subjects=True,
+                            description="64 px, 70/15/15 by subject hash; the sources share "
+                            "one patient-id space (e.g. RSNA PNGs and a second export of "
+                            "the same patients), so a patient is in one split everywhere."),
       HandRadiographsConfig(name="dicom_tree", subject_depth=1,
                             description="64 px; subject = the folder below the source "
                             "(<source>/<patient>/.../*.dcm)."),
@@ -201,3 +205,25 @@ class HandRadiographs(tfds.core.GeneratorBasedBuilder):
           "scale": np.float32(rec["scale"]),
           "record": json.dumps(rec, sort_keys=True),
       }
+
+
+def load_arrays(manual_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
+                config: HandRadiographsConfig | str = "default"
+                ) -> dict[str, dict[str, np.ndarray]]:
+  """Builds (once) and reads every split as arrays: ``{split: {"lr", "source",
+  "subject"}}``, ``lr`` float32 ``[N, s, s, 1]`` in [0, 1]. ``config``: a builder config
+  name or a :class:`HandRadiographsConfig` (e.g. ``shared_subjects=True``)."""
+  b = HandRadiographs(config=config, data_dir=os.fspath(data_dir))
+  b.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  out = {}
+  for split in b.info.splits:
+    ds = b.as_data_source(split=split)
+    ex = [ds[i] for i in range(len(ds))]
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
+    out[split] = {
+        "lr": np.stack([e["image"] for e in ex]).astype(np.float32) / 65535.0,
+        "source": np.array([text(e["source"]) for e in ex]),
+        "subject": np.array([text(e["subject"]) for e in ex]),
+    }
+  return out

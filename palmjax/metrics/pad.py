@@ -16,6 +16,7 @@ of each attack presentation (ignored for bona fide ones).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -137,6 +138,20 @@ class PADReport:
              f"| EER | {100 * self.eer:.2f}% |", f"| ROC AUC | {self.auc:.4f} |",
              f"| 0/1 error | {100 * self.zero_one_error:.2f}% |"]
     return "\n".join(r for r in rows if r != "")
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+  """Wilson score interval of a proportion ``k / n`` (95% for the default ``z``); ``(0, 1)``
+  when ``n == 0``. Used for error rates measured on few captures (e.g. BPCER 0 of 199)."""
+  if not 0 <= k <= n:
+    raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+  if n == 0:
+    return (0.0, 1.0)
+  p = k / n
+  d = 1 + z * z / n
+  c = (p + z * z / (2 * n)) / d
+  h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+  return (max(0.0, c - h), min(1.0, c + h))
 
 
 def pad_report(scores: Any, labels: Any, attack_types: Sequence[Any] | None = None, *,

@@ -39,6 +39,8 @@ class PalmResult:
   quality: dict[str, float]
   threshold: float
   input: dict[str, Any] | None = None  # what loading did (palmjax.palm.clinical record)
+  # log P(live) - log P(spoof): finite and ordered where the probability prints as 0 or 1.
+  log_odds: float | None = None
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -88,11 +90,16 @@ class PalmLivenessDetector:
       raise InputError("pixel values must lie in [0, 1]")
     return x.astype(np.float32)
 
-  def probabilities(self, images: Any) -> np.ndarray:
-    """P(live) for low-resolution captures ``[N, h, w, 1]`` (no quality gate)."""
+  def log_odds(self, images: Any) -> np.ndarray:
+    """Live log-odds for low-resolution captures ``[N, h, w, 1]`` (no quality gate)."""
     x = self._check(np.asarray(images))
     inputs = palm_train.classifier_inputs(x, self.train_config, self.sr_model)
-    return palm_train.batched_proba(self.params, inputs, self.model_config)
+    return palm_train.batched_proba(self.params, inputs, self.model_config,
+                                    fn=palm_train.predict_log_odds).astype(np.float64)
+
+  def probabilities(self, images: Any) -> np.ndarray:
+    """P(live) for low-resolution captures ``[N, h, w, 1]`` (no quality gate)."""
+    return _sigmoid(self.log_odds(images))
 
   def detect(self, images: Any, sources: Sequence[str] | None = None,
              inputs: Sequence[dict[str, Any] | None] | None = None) -> list[PalmResult]:
@@ -105,7 +112,8 @@ class PalmLivenessDetector:
     inputs = list(inputs) if inputs is not None else [None] * len(x)
     q = (quality_lib.judge(quality_lib.quality_measures(x, border_px=self.quality.border_px),
                            self.quality) if self.quality else [None] * len(x))
-    p = self.probabilities(x)
+    z = self.log_odds(x)
+    p = _sigmoid(z)
     out = []
     for i in range(len(x)):
       qi = q[i]
@@ -118,8 +126,9 @@ class PalmLivenessDetector:
       prob = float(live) if self.binary else float(p[i])
       decision = "live" if live else "spoof"
       out.append(PalmResult(sources[i], prob, decision, ACTIONS[decision],
-                            f"P(live) {p[i]:.3f} {'>=' if live else '<'} threshold "
-                            f"{self.threshold:.3f}", measures, self.threshold, inputs[i]))
+                            f"P(live) {p[i]:.3g} {'>=' if live else '<'} threshold "
+                            f"{self.threshold:.3f} (log-odds {z[i]:.2f})", measures,
+                            self.threshold, inputs[i], float(z[i])))
     return out
 
   def detect_files(self, paths: Sequence[str | os.PathLike]) -> list[PalmResult]:
@@ -157,3 +166,8 @@ class PalmLivenessDetector:
                         [r for _, _, _, r in loaded])
       results = {i: r for (i, _, _, _), r in zip(loaded, out)}
     return results, errors
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+  """P(live) from float64 log-odds (no overflow warning for large |z|)."""
+  return np.exp(-np.logaddexp(0.0, -z))

@@ -22,6 +22,12 @@ raw capture are both background:
 * ``border``: the largest share of the hand mask along the top, left or right border: a
   hand cut off by the field of view (fingers leaving the image) runs along one of them.
   The bottom border is where the forearm enters and is not counted.
+
+Collimation: a radiograph is often collimated to a smaller open field, the shutters showing
+as uniform bands along the frame's edges at another level than the field (black, or white
+when unexposed film is displayed white). :func:`field_of_view` finds such bands; the measures
+above are then taken on the open field (its borders, its size), and the bands are never hand.
+A masked black background that runs on into the hand's surroundings is not a band.
 """
 
 from __future__ import annotations
@@ -107,6 +113,53 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
   return ok & (g - plane > MASK_LEVEL * jnp.maximum(hi - plane, 1e-3 * rng)) & (rng > 0.01)
 
 
+# Collimator bands: an edge line (row / column) belongs to a band when at least
+# ``_BAND_SHARE`` of its pixels lie within ``_BAND_LEVEL`` of the edge line's median level
+# (a lead marker or text in the band takes a share of a line).
+# The run of such lines from an edge is a band only when its level is (all but
+# ``_FIELD_SHARE``) absent from the field inside all four runs: a shutter's level does not
+# occur in the open field, while a masked black (or grey, uncollimated) background runs on
+# between the fingers and around the wrist.
+_BAND_SHARE = 0.6
+_BAND_LEVEL = 0.03
+_FIELD_SHARE = 0.05
+
+
+def _edge_run(lines: jax.Array, max_width: int) -> tuple[jax.Array, jax.Array]:
+  """Level and length of the run of uniform lines at the start of ``lines [N, L, M]``."""
+  level = jnp.median(lines[:, 0], axis=1)
+  near = jnp.abs(lines - level[:, None, None]) < _BAND_LEVEL
+  run = jnp.sum(jnp.cumprod(jnp.mean(near, axis=2) >= _BAND_SHARE, axis=1), axis=1)
+  return level, jnp.minimum(run, max_width + 1).astype(jnp.int32)
+
+
+@jax.jit
+def field_of_view(images: ArrayLike) -> jax.Array:
+  """The open field of a batch ``[N, H, W, 1]``: bool ``[N, H, W]``, False on collimator
+  bands along the edges (see module docstring). At most a third of the frame per side is
+  taken as a band; an uncollimated image is all True."""
+  x = jnp.asarray(images, jnp.float32)[..., 0]
+  n, h, w = x.shape
+  # Unsmoothed: a shutter band is uniform to the pixel and its edge is sharp; smoothing
+  # would bleed the field (or fingers at the field's edge) into the band's last lines.
+  cols = jnp.swapaxes(x, 1, 2)  # [N, W, H]: line = column
+  sides = [_edge_run(x, h // 3), _edge_run(x[:, ::-1], h // 3),
+           _edge_run(cols, w // 3), _edge_run(cols[:, ::-1], w // 3)]
+  r = jnp.arange(h)[None, :, None]
+  c = jnp.arange(w)[None, None, :]
+  def inside(top, bottom, left, right):
+    return ((r >= top[:, None, None]) & (r < h - bottom[:, None, None])
+            & (c >= left[:, None, None]) & (c < w - right[:, None, None]))
+  candidate = inside(*(run for _, run in sides))
+  n_in = jnp.maximum(jnp.sum(candidate, axis=(1, 2)), 1)
+  widths = []
+  for (level, run), max_width in zip(sides, (h // 3, h // 3, w // 3, w // 3)):
+    at_level = jnp.abs(x - level[:, None, None]) < _BAND_LEVEL
+    share = jnp.sum(at_level & candidate, axis=(1, 2)) / n_in
+    widths.append(jnp.where((run > 0) & (run <= max_width) & (share < _FIELD_SHARE), run, 0))
+  return inside(*widths)
+
+
 def _open3(fg: jax.Array) -> jax.Array:
   """Morphological opening of ``fg [N, H, W]`` by a 3x3 square (drops 1-2 px lines)."""
   def pool(m, op, init):
@@ -115,31 +168,53 @@ def _open3(fg: jax.Array) -> jax.Array:
   return pool(eroded, jax.lax.bitwise_or, False)
 
 
-def _extent(fg: jax.Array) -> jax.Array:
-  """Largest share of the frame's height or width the mask spans (``fg [N, H, W]``)."""
-  def span(profile):  # [N, L] bool -> share of L between the first and last True
+def _extent(fg: jax.Array, fov: jax.Array) -> jax.Array:
+  """Largest share of the open field's height or width the mask spans (``[N, H, W]``)."""
+  fov_h = jnp.maximum(jnp.sum(jnp.any(fov, axis=2), axis=1), 1)
+  fov_w = jnp.maximum(jnp.sum(jnp.any(fov, axis=1), axis=1), 1)
+  def span(profile):  # [N, L] bool -> number of lines between the first and last True
     L = profile.shape[1]
     idx = jnp.arange(L)
     first = jnp.min(jnp.where(profile, idx, L), axis=1)
     last = jnp.max(jnp.where(profile, idx, -1), axis=1)
-    return jnp.maximum(last - first + 1, 0) / L
-  rows = jnp.mean(fg, axis=2) >= _EXTENT_SHARE
-  cols = jnp.mean(fg, axis=1) >= _EXTENT_SHARE
-  return jnp.maximum(span(rows), span(cols))
+    return jnp.maximum(last - first + 1, 0)
+  rows = jnp.sum(fg, axis=2) >= _EXTENT_SHARE * fov_w[:, None]
+  cols = jnp.sum(fg, axis=1) >= _EXTENT_SHARE * fov_h[:, None]
+  return jnp.maximum(span(rows) / fov_h, span(cols) / fov_w)
+
+
+def _border(fo: jax.Array, fov: jax.Array, b: int) -> jax.Array:
+  """Share of the hand mask ``fo`` along the top, left and right edges (``b`` px deep) of
+  the open field ``fov`` (both ``[N, H, W]``); the worst side."""
+  n, h, w = fov.shape
+  rows = jnp.any(fov, axis=2)
+  cols = jnp.any(fov, axis=1)
+  idx_h, idx_w = jnp.arange(h), jnp.arange(w)
+  top = jnp.min(jnp.where(rows, idx_h, h), axis=1)
+  left = jnp.min(jnp.where(cols, idx_w, w), axis=1)
+  right = jnp.max(jnp.where(cols, idx_w, -1), axis=1)
+  r = idx_h[None, :, None]
+  c = idx_w[None, None, :]
+  def share(edge):  # edge band [N, H, W] bool inside the field
+    band = edge & fov
+    return jnp.sum(fo & band, axis=(1, 2)) / jnp.maximum(jnp.sum(band, axis=(1, 2)), 1)
+  return jnp.max(jnp.stack([
+      share((r >= top[:, None, None]) & (r < top[:, None, None] + b)),
+      share((c >= left[:, None, None]) & (c < left[:, None, None] + b)),
+      share((c <= right[:, None, None]) & (c > right[:, None, None] - b)),
+  ], axis=1), axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=("border_px",))
 def quality_measures(images: ArrayLike, *, border_px: int = 2) -> dict[str, jax.Array]:
   """Per-image measures for a batch ``[N, H, W, 1]`` in [0, 1] (see module docstring)."""
   x = jnp.asarray(images, jnp.float32)
-  fg = hand_mask(x)
-  b = border_px
-  # Share of hand along each of the top, left and right borders; the worst side. The mask
-  # is opened first: a collimator edge or film border (a line 1-2 px wide at capture size)
-  # along a border is not a hand leaving the field.
+  fov = field_of_view(x)
+  fg = hand_mask(x, fov)
+  # Share of hand along each of the open field's top, left and right borders; the worst
+  # side. The mask is opened first: a collimator edge or film border (a line 1-2 px wide at
+  # capture size) along a border is not a hand leaving the field.
   fo = _open3(fg)
-  border = jnp.stack([jnp.mean(fo[:, :b], axis=(1, 2)), jnp.mean(fo[:, :, :b], axis=(1, 2)),
-                      jnp.mean(fo[:, :, -b:], axis=(1, 2))], axis=1)
   coarse = _grad_energy(x, 2.5)
   # Guard the ratio against a flat image (no gradient at all): report sharpness 0 there.
   sharp = jnp.where(coarse > 1e-12, _grad_energy(x, 1.0) / jnp.maximum(coarse, 1e-12), 0.0)
@@ -149,9 +224,9 @@ def quality_measures(images: ArrayLike, *, border_px: int = 2) -> dict[str, jax.
       "contrast": jnp.std(x, axis=(1, 2, 3)),
       "saturated": clipped / jnp.maximum(n_hand, 1),
       "sharpness": sharp,
-      "extent": _extent(fg),
-      "coverage": jnp.mean(fg, axis=(1, 2)),
-      "border": jnp.max(border, axis=1),
+      "extent": _extent(fg, fov),
+      "coverage": n_hand / jnp.maximum(jnp.sum(fov, axis=(1, 2)), 1),
+      "border": _border(fo, fov, border_px),
   }
 
 

@@ -27,7 +27,7 @@ from palmjax import config as config_lib
 from palmjax import checkpointing, parallel, train_loop
 from palmjax.data import palm_xray
 from palmjax.errors import InputError
-from palmjax.metrics import PADReport, pad_report, threshold_for
+from palmjax.metrics import PADReport, pad_report, threshold_for, wilson_interval
 from palmjax.models import PalmClassifier, PalmClassifierConfig, live_probability
 
 logger = logging.getLogger(__name__)
@@ -251,10 +251,23 @@ def predict_proba(params: Any, images: jax.Array, config: PalmClassifierConfig) 
   return p
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
+def predict_log_odds(params: Any, images: jax.Array, config: PalmClassifierConfig
+                     ) -> jax.Array:
+  """``log P(live) - log P(spoof)`` of :func:`predict_proba`, computed in log space, so it
+  stays finite and ordered where the probability rounds to 0 or 1 in float32."""
+  model = PalmClassifier(config)
+  views = [images, images[:, :, ::-1]] if config.mirror_tta else [images]
+  logp = jnp.stack([jax.nn.log_softmax(model.apply({"params": params}, v), axis=-1)
+                    for v in views])  # [V, N, 2]; the probability is the mean over views
+  mean_logp = jax.nn.logsumexp(logp, axis=0) - jnp.log(len(views))
+  return mean_logp[..., 1] - mean_logp[..., 0]
+
+
 def batched_proba(params: Any, images: np.ndarray, config: PalmClassifierConfig,
-                  chunk: int = 256) -> np.ndarray:
-  return np.concatenate([np.asarray(predict_proba(params, jnp.asarray(images[s:s + chunk]),
-                                                  config))
+                  chunk: int = 256, *, fn: Callable = predict_proba) -> np.ndarray:
+  """``fn`` (:func:`predict_proba` or :func:`predict_log_odds`) over ``images`` in chunks."""
+  return np.concatenate([np.asarray(fn(params, jnp.asarray(images[s:s + chunk]), config))
                          for s in range(0, len(images), chunk)])
 
 
@@ -303,6 +316,58 @@ def make_splits(cfg: PalmTrainConfig, *, progress: bool = True, keep_hr: bool = 
       del d["hr"]
     splits[name] = d
   return splits
+
+
+def add_real_lives(cfg: PalmTrainConfig, splits: dict[str, dict], real: dict[str, dict],
+                   key: jax.Array, *, repeat: int = 3, recaptures: bool = True
+                   ) -> dict[str, np.ndarray]:
+  """Real live radiographs in the data path (issue: palm on real radiographs).
+
+  ``real``: :func:`palmjax.data.hand_radiographs_tfds.load_arrays` splits. The real
+  **train** captures (repeated ``repeat`` times) and one print-and-recapture copy of each
+  (:func:`palmjax.palm.augment.pseudo_spoofs`, labelled spoof, attack kind
+  ``printed_radiograph``) are returned as ``extra_train`` for :func:`train`; the real
+  **validation** captures and their re-captures are appended to ``splits["validation"]``
+  in place, so the EER threshold is chosen on real and simulated captures together. The
+  real test split is not touched. ``recaptures=False`` adds the live captures only (e.g.
+  when ``printed_radiograph`` is the attack kind held out of training).
+  """
+  from palmjax.palm.augment import pseudo_spoofs
+  sr_model = load_sr_for(cfg)
+  tr = real["train"]["lr"]
+  live = np.concatenate([tr] * repeat)
+  fake = pseudo_spoofs(jax.random.fold_in(key, 0), tr) if recaptures else tr[:0]
+  label_dtype = splits["train"]["label"].dtype
+  extra = {"image": classifier_inputs(np.concatenate([live, fake]), cfg, sr_model),
+           "label": np.concatenate([np.ones(len(live)), np.zeros(len(fake))]
+                                   ).astype(label_dtype)}
+  va, rv = splits["validation"], real["validation"]["lr"]
+  va_fake = pseudo_spoofs(jax.random.fold_in(key, 1), rv) if recaptures else rv[:0]
+  va["image"] = np.concatenate([va["image"], classifier_inputs(
+      np.concatenate([rv, va_fake]), cfg, sr_model)])
+  va["label"] = np.concatenate([va["label"], np.ones(len(rv), va["label"].dtype),
+                                np.zeros(len(va_fake), va["label"].dtype)])
+  va["attack"] = np.concatenate([
+      va["attack"], np.full(len(rv), palm_xray.LIVE, va["attack"].dtype),
+      np.full(len(va_fake), palm_xray.PRINTED_RADIOGRAPH, va["attack"].dtype)])
+  va.pop("lr", None)
+  return extra
+
+
+def evaluate_real_lives(params: Any, cfg: PalmTrainConfig, threshold: float,
+                        lr: np.ndarray, sr_model: Any = None) -> dict[str, Any]:
+  """BPCER of real live captures ``lr [N, h, w, 1]`` with a 95% Wilson interval; failure to
+  acquire (the quality gate asks for a re-capture) reported apart, not counted in BPCER."""
+  from palmjax.palm.quality import check_quality
+  ok = np.array([r.ok for r in check_quality(lr)], bool)
+  sr_model = load_sr_for(cfg) if sr_model is None else sr_model
+  p = (batched_proba(params, classifier_inputs(lr[ok], cfg, sr_model), cfg.model_config())
+       if ok.any() else np.zeros(0))
+  k, n = int((p < threshold).sum()), int(ok.sum())
+  return {"n": int(len(ok)), "fta": float(1 - ok.mean()) if len(ok) else 0.0,
+          "n_judged": n, "rejected": k, "bpcer": k / max(n, 1),
+          "bpcer_ci95": list(wilson_interval(k, n)),
+          "median_p_live": float(np.median(p)) if n else float("nan")}
 
 
 def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
