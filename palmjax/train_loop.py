@@ -252,7 +252,8 @@ def run(state: Any, train_step: Callable[[Any, Batch], tuple[Any, dict[str, jax.
         stop_after: int | None = None, mesh: Any = None,
         describe: Callable[[dict[str, float]], str] | None = None,
         progress: bool = False, desc: str = "training",
-        log: Callable[[str], None] | None = None) -> LoopResult:
+        log: Callable[[str], None] | None = None,
+        on_sync: Callable[[int, dict[str, float]], None] | None = None) -> LoopResult:
   """Trains ``state`` (or resumes it from ``ckpts``) up to ``num_steps``.
 
   Args:
@@ -280,6 +281,9 @@ def run(state: Any, train_step: Callable[[Any, Batch], tuple[Any, dict[str, jax.
     progress: show a tqdm progress bar.
     desc: the progress bar's label.
     log: sink for log lines (default: this module's logger at INFO).
+    on_sync: called at every sync point (every ``gcd(eval_every, save_every, log_every)``
+      steps and at the end) with the steps done and the averaged train metrics, e.g. for a
+      caller's own progress lines.
 
   Raises:
     FloatingPointError: a non-finite loss, naming the first step that produced one.
@@ -337,6 +341,8 @@ def run(state: Any, train_step: Callable[[Any, Batch], tuple[Any, dict[str, jax.
       if bar is not None:
         bar.update(1)
       window = _mean_window(columns, log_every)
+      if on_sync is not None:
+        on_sync(done, window)
       if done % log_every == 0 and bar is not None:
         bar.set_postfix(loss=f"{window['loss']:.3e}")
       reason = stop_when(window) if stop_when is not None and done % log_every == 0 else None

@@ -215,7 +215,7 @@ ROWS = [
     ("palm-realism-no-dir", ["palm", "realism", "--real", "{nothere}"], 2,
      r"nothere: not a directory"),
     ("quickstart-palm-n0", ["quickstart", "--palm-n", "0", "--out", "{q}"], 2,
-     r"--palm-n must be >= 1"),
+     r"--palm-n must be >= 20"),
     ("quickstart-sr-steps0", ["quickstart", "--sr-steps", "0", "--out", "{q}"], 2,
      r"--sr-steps must be >= 1"),
     # face

@@ -24,6 +24,27 @@ import numpy as np
 from palmjax.errors import InputError
 
 
+# The short glossary printed by ``palmjax quickstart`` and shown in the README.
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    ("APCER", "attack presentation classification error rate: share of one attack kind "
+              "accepted as live (reported per kind; the worst kind counts)"),
+    ("BPCER", "bona fide presentation classification error rate: share of live "
+              "presentations rejected as attacks"),
+    ("ACER", "average classification error rate: (worst APCER + BPCER) / 2"),
+    ("HTER", "half total error rate: (APCER of all attacks pooled + BPCER) / 2"),
+    ("EER", "equal error rate: the error where pooled APCER = BPCER as the threshold "
+            "moves (threshold-free)"),
+    ("FTA", "failure to acquire: share of captures the quality gate sends back for "
+            "re-capture (no verdict; reported apart)"),
+)
+
+
+def glossary_markdown() -> str:
+  """:data:`GLOSSARY` as a two-column markdown table (the README's copy)."""
+  return "\n".join(["| term | meaning |", "|---|---|"]
+                   + [f"| {k} | {v} |" for k, v in GLOSSARY])
+
+
 def _prepare(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
   s = np.asarray(scores, dtype=np.float64).reshape(-1)
   y = np.asarray(labels).reshape(-1)

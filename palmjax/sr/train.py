@@ -176,6 +176,7 @@ def _val_paths(cfg: SRTrainConfig) -> list[str]:
 
 def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | None = None,
           progress: bool = True, log: Callable[[str], None] | None = None,
+          on_sync: Callable[[int, dict[str, float]], None] | None = None,
           stop_after: int | None = None, train_pool: images.PairPool | None = None,
           val_pool: images.PairPool | None = None) -> tuple[TrainState, dict[str, Any]]:
   """Trains (or resumes) an SRCNN in ``workdir``; returns the best state and a summary.
@@ -191,6 +192,7 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
     export_to: if given, the best parameters are exported there when training ends.
     progress: show a tqdm progress bar.
     log: sink for the periodic log lines (default: the ``palmjax.train_loop`` logger).
+    on_sync: ``(steps done, averaged train metrics)`` at every sync point of the loop.
     stop_after: stop (as if interrupted) after this step, leaving the run resumable;
       used by tests and for time-boxed sessions.
     train_pool, val_pool: pairs already in memory (e.g. simulated palm radiographs: the
@@ -223,7 +225,8 @@ def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | No
         stop_after=stop_after, mesh=parallel.make_mesh(cfg.num_devices),
         describe=lambda e: (f"val PSNR {e['psnr_sr']:.2f} dB (bicubic "
                             f"{e['psnr_bicubic']:.2f}, gain {e['psnr_gain']:+.2f})"),
-        progress=progress, desc=f"SRCNN x{cfg.scale}", log=log)
+        progress=progress, desc=f"SRCNN x{cfg.scale}", log=log,
+        on_sync=on_sync)
   finally:
     ckpts.close()
   summary = {"final_step": res.final_step, "stopped_by": res.stopped_by,
