@@ -36,7 +36,7 @@ from palmjax.serve import app as app_lib  # noqa: E402
 from palmjax.serve.batching import MicroBatcher  # noqa: E402
 from palmjax.serve.engine import Engine, EngineConfig  # noqa: E402
 from palmjax.serve.keys import KeyRing, RateLimiter, add_key, load_keys  # noqa: E402
-from palmjax.serve.store import AuditRecord, SQLiteAuditStore  # noqa: E402
+from palmjax.serve.store import AuditRecord, SQLiteAuditStore, open_store  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -266,8 +266,67 @@ def test_micro_batcher_drains_on_close_and_isolates_errors():
     mb.submit(1)
 
 
-def test_audit_store_round_trip(tmp_path):
-  with SQLiteAuditStore(tmp_path / "a.sqlite") as s:
+def _pg_binaries() -> dict[str, str] | None:
+  import glob
+  import shutil
+  dirs = [None, *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+  for d in dirs:
+    found = {n: shutil.which(n, path=d) for n in ("initdb", "pg_ctl")}
+    if all(found.values()):
+      return found
+  return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+  """A throwaway PostgreSQL server in a temporary folder (initdb + pg_ctl); its URL."""
+  import pwd
+  import shutil
+  import tempfile
+  pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
+  bins = _pg_binaries()
+  if bins is None:
+    pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed "
+                "(Debian: apt-get install postgresql)")
+  prefix: list[str] = []
+  d = tempfile.mkdtemp(prefix="palmjax-pg-")
+  if os.geteuid() == 0:  # initdb refuses root: run the server as the 'postgres' user
+    try:
+      user = pwd.getpwnam("postgres")
+    except KeyError:
+      shutil.rmtree(d)
+      pytest.skip("running as root and there is no 'postgres' user (initdb refuses root)")
+    os.chown(d, user.pw_uid, user.pw_gid)
+    prefix = ["runuser", "-u", "postgres", "--"]
+  port = _free_port()
+  data = os.path.join(d, "data")
+  try:
+    subprocess.run([*prefix, bins["initdb"], "-D", data, "-A", "trust", "-U", "palmjax",
+                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*prefix, bins["pg_ctl"], "-D", data, "-w", "-l", os.path.join(d, "log"),
+                    "-o", f"-p {port} -k {d} -h 127.0.0.1 -F", "start"], check=True,
+                   capture_output=True)
+  except subprocess.CalledProcessError as e:
+    shutil.rmtree(d, ignore_errors=True)
+    pytest.fail(f"could not start PostgreSQL: {e.stderr.decode()[-1000:]}")
+  yield f"postgresql://palmjax@127.0.0.1:{port}/postgres"
+  subprocess.run([*prefix, bins["pg_ctl"], "-D", data, "-m", "immediate", "stop"],
+                 capture_output=True)
+  shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audit_store(request, tmp_path):
+  if request.param == "sqlite":
+    return open_store(tmp_path / "a.sqlite")
+  s = open_store(request.getfixturevalue("postgres_url"))
+  s._execute("DROP TABLE IF EXISTS decisions")  # a fresh table per test
+  s.close()
+  return open_store(request.getfixturevalue("postgres_url"))
+
+
+def test_audit_store_round_trip(audit_store):
+  with audit_store as s:
     cap = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4, 1)
     s.add_many([AuditRecord(f"r{i}", 100.0 + i, "k", "palm", "live", 0.5 + i / 10, "why",
                             {"m": 1}, {"x": [i]}, cap if i else None) for i in range(3)])
@@ -276,8 +335,9 @@ def test_audit_store_round_trip(tmp_path):
     assert r.record == {"x": [1]} and r.probability == pytest.approx(0.6)
     np.testing.assert_array_equal(r.capture, cap)
     assert s.get("r0").capture is None
-    with pytest.raises(Exception):
-      s.add(AuditRecord("r1", 1.0, "k", "palm", "live", None, "", {}, {}))  # duplicate id
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):  # all or none
+      s.add_many([AuditRecord("r9", 1.0, "k", "face", "proceed", None, "", {}, {}),
+                  AuditRecord("r1", 1.0, "k", "palm", "live", None, "", {}, {})])
     assert s.ids() == {"r0", "r1", "r2"}
 
 

@@ -1,0 +1,166 @@
+"""Suite ``serve``: ``palmjax serve`` under a bounded load on loopback, micro-batching off
+(``--max-batch 1``) vs on, in one run.
+
+For each mode a real server process is started (uvicorn, SQLite audit store in a temporary
+folder, models compiled before the clock starts); K concurrent clients send N requests in
+all, a mix of palm captures (simulated, 16-bit PNG) and face sessions (simulated ``.npz``,
+no echo, ``no_acoustic=1``). Reported: requests/s, latency percentiles, errors (any answer
+but 200, or no answer) and lost records (answered request ids missing from the audit store
+after the server has shut down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+DESCRIPTION = "serve: HTTP server load test, micro-batching on vs off (requests/s, latency)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--clients", type=int, default=16, help="concurrent clients (K)")
+  parser.add_argument("--requests", type=int, default=400, help="requests per mode (N)")
+  parser.add_argument("--face-every", type=int, default=4,
+                      help="every n-th request is a face session, the others palm captures "
+                      "(default 4; 0: palm only)")
+  parser.add_argument("--max-batch", type=int, default=16, help="batch size when on")
+  parser.add_argument("--max-wait-ms", type=float, default=2.0)
+  parser.add_argument("--ready-timeout", type=float, default=600.0,
+                      help="seconds to wait for a server to load and compile")
+
+
+def _inputs(workdir: str) -> tuple[list[bytes], list[bytes]]:
+  import jax
+
+  from palmjax.data import palm_xray
+  from palmjax.face import SessionConfig, simulate_session
+  from palmjax.face.session_io import save_npz
+  from palmjax.io import save_image
+  b = jax.device_get(palm_xray.sample(jax.random.key(0), 8, palm_xray.PalmXrayConfig()))
+  palm, face = [], []
+  for i in range(len(b["lr"])):
+    p = os.path.join(workdir, f"palm{i}.png")
+    save_image(p, b["lr"][i], bit_depth=16)
+    palm.append(open(p, "rb").read())
+  for i, kind in enumerate(("live", "print")):
+    s, e = simulate_session(jax.random.key(i), kind, SessionConfig(echo=False))
+    p = os.path.join(workdir, f"face{i}.npz")
+    save_npz(p, s, e)
+    face.append(open(p, "rb").read())
+  return palm, face
+
+
+def _free_port() -> int:
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+async def _load(httpx, url: str, token: str, palm: list[bytes], face: list[bytes],
+                clients: int, n: int, face_every: int) -> tuple[list[float], int, list[str]]:
+  import time
+  latencies, answered, errors = [], [], 0
+  nxt = 0
+  headers = {"Authorization": f"Bearer {token}"}
+
+  async def worker(c):
+    nonlocal nxt, errors
+    while nxt < n:
+      i = nxt
+      nxt += 1
+      is_face = face_every > 0 and i % face_every == face_every - 1
+      if is_face:
+        req = dict(url="/v1/face/check", content=face[i % len(face)],
+                   params={"no_acoustic": "1"},
+                   headers={**headers, "Content-Type": "application/x-npz"})
+      else:
+        req = dict(url="/v1/palm/detect", content=palm[i % len(palm)],
+                   headers={**headers, "Content-Type": "image/png"})
+      t0 = time.perf_counter()
+      try:
+        r = await c.post(**req)
+        ok = r.status_code == 200
+      except httpx.HTTPError:
+        ok = False
+      latencies.append(time.perf_counter() - t0)
+      if ok:
+        answered.append(r.json()["request_id"])
+      else:
+        errors += 1
+
+  import asyncio
+  limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+  async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as c:
+    await asyncio.gather(*(worker(c) for _ in range(clients)))
+  return latencies, errors, answered
+
+
+def _mode(args, workdir: str, keys: str, token: str, palm, face, max_batch: int) -> dict:
+  import asyncio
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  import numpy as np
+
+  from palmjax.errors import InputError
+  from palmjax.extras import require
+  from palmjax.serve.store import SQLiteAuditStore
+  httpx = require("httpx", "palmjax bench serve")
+  port = _free_port()
+  store = os.path.join(workdir, f"audit_b{max_batch}.sqlite")
+  cmd = [sys.executable, "-m", "palmjax", "serve", "--port", str(port), "--store", store,
+         "--keys", keys, "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms),
+         "--rate", "1e6", "--burst", str(10 * args.requests),
+         "--field-store", os.path.join(workdir, "field.sqlite")]
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  url = f"http://127.0.0.1:{port}"
+  try:
+    deadline = time.monotonic() + args.ready_timeout
+    while True:
+      if proc.poll() is not None:
+        raise InputError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+      try:
+        if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+          break
+      except httpx.HTTPError:
+        pass
+      if time.monotonic() > deadline:
+        raise InputError(f"the server was not ready within {args.ready_timeout:.0f} s")
+      time.sleep(0.5)
+    t0 = time.perf_counter()
+    lat, errors, answered = asyncio.run(_load(httpx, url, token, palm, face, args.clients,
+                                              args.requests, args.face_every))
+    wall = time.perf_counter() - t0
+  finally:
+    proc.send_signal(signal.SIGINT)  # graceful: drains, then exits
+    try:
+      proc.wait(60)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
+  with SQLiteAuditStore(store) as s:
+    lost = len(set(answered) - s.ids())
+  ms = np.percentile(np.asarray(lat) * 1e3, [50, 95, 99])
+  return {"batching": f"on (<= {max_batch})" if max_batch > 1 else "off", "clients": args.clients,
+          "requests": args.requests, "req/s": args.requests / wall, "p50 ms": float(ms[0]),
+          "p95 ms": float(ms[1]), "p99 ms": float(ms[2]), "errors": errors, "lost records": lost}
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+  import tempfile
+
+  from palmjax.errors import InputError
+  from palmjax.serve.keys import add_key
+  if args.clients < 1 or args.requests < 1 or args.max_batch < 2 or args.face_every < 0:
+    raise InputError("--clients and --requests must be >= 1, --max-batch >= 2, "
+                     "--face-every >= 0")
+  with tempfile.TemporaryDirectory(prefix="palmjax-bench-serve-") as d:
+    keys = os.path.join(d, "keys.toml")
+    token = add_key(keys, "bench", "terminal")
+    palm, face = _inputs(d)
+    rows = [_mode(args, d, keys, token, palm, face, mb) for mb in (1, args.max_batch)]
+  rows[1]["speed-up"] = rows[1]["req/s"] / rows[0]["req/s"]
+  return rows
