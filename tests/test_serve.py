@@ -225,11 +225,12 @@ def test_batched_answers_equal_single_answers(client, files):
 
 
 def test_records_feedback_and_field_store(client, files):
+  earlier = [_palm(client, files, i).json()["request_id"] for i in (3, 4)]
   r = _palm(client, files, 1)
   rid = r.json()["request_id"]
   h = _h(files, "r1")
   listed = client.get("/v1/records", params={"limit": 3}, headers=h).json()
-  assert len(listed) == 3 and listed[0]["id"] == rid
+  assert [x["id"] for x in listed] == [rid, *earlier[::-1]]
   assert [x["created"] for x in listed] == sorted([x["created"] for x in listed], reverse=True)
   assert client.get("/v1/records", params={"since": listed[0]["created"]}, headers=h).json() == []
   assert client.get(f"/v1/records/{rid}", headers=h).json()["record"]["source"] == "c1.png"
@@ -397,3 +398,25 @@ def test_sigkill_under_load_loses_no_answered_decision(files, tmp_path):
     ids = s.ids()
   missing = set(answered) - ids
   assert not missing, f"{len(missing)} answered decisions lost"
+
+
+def test_review_page_with_an_http_client(client, files):
+  assert "Sign in" in client.get("/review").text  # no cookie: the login form
+  r = client.post("/review/login", data={"key": files["tokens"]["t1"]})
+  assert r.status_code == 403 and "role terminal" in r.text
+  rid = _palm(client, files, 2).json()["request_id"]
+  r = client.post("/review/login", data={"key": files["tokens"]["r1"]}, follow_redirects=False)
+  assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
+  page = client.get("/review").text
+  assert f"id='rec-{rid}'" in page and f"/review/capture/{rid}.png" in page
+  img = client.get(f"/review/capture/{rid}.png")
+  from PIL import Image
+  got = np.asarray(Image.open(io.BytesIO(img.content)), np.float32) / 255
+  np.testing.assert_allclose(got, client.store.get(rid).capture[..., 0], atol=0.5 / 255 + 1e-6)
+  r = client.post("/review/label", data={"record_id": rid, "label": "live"})
+  assert r.status_code == 200 and "labelled" in r.text
+  with FieldStore(files["dir"] / "field.sqlite") as fs:
+    assert any(x.source == f"audit:{rid}" and x.label == 1 for x in fs.all())
+  # The cookie is for the review page only: the JSON API still wants the bearer header.
+  assert client.get("/v1/records").status_code == 401
+  client.cookies.clear()

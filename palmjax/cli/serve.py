@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                  help="micro-batch size; 1 turns batching off (default %(default)s)")
   p.add_argument("--max-wait-ms", type=float, default=2.0,
                  help="how long a batch waits for more requests (default %(default)s)")
+  p.add_argument("--tune-dir", default="runs/serve_tune",
+                 help="where the review page's tune runs go; the tuned classifier is published "
+                 "to <tune-dir>/classifier (default %(default)s)")
+  p.add_argument("--tune-steps", type=int, default=300,
+                 help="steps of a tune run started from the review page (default %(default)s)")
   p.add_argument("--lazy", action="store_true",
                  help="compile the models on first use, not at start (a faster start; the "
                  "first requests of each batch size are slow)")
@@ -81,7 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
   cfg = ServerConfig(rate=args.rate, burst=args.burst,
                      max_body_bytes=int(args.max_body_mb * (1 << 20)),
                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                     field_store=args.field_store)
+                     field_store=args.field_store, tune_dir=args.tune_dir,
+                     tune_steps=args.tune_steps)
   app = create_app(eng, store, keyring, cfg, warm=not args.lazy)
   logging.getLogger("palmjax").info(
       f"palmjax serve: http://{args.host}:{args.port} (store {store.location}, "

@@ -31,7 +31,7 @@ from typing import Any
 
 from palmjax.errors import InputError
 from palmjax.extras import require
-from palmjax.serve import batching, engine as engine_lib, keys as keys_lib
+from palmjax.serve import batching, engine as engine_lib, keys as keys_lib, review
 from palmjax.serve.store import AuditRecord, AuditStore
 
 _WHY = "palmjax serve"
@@ -53,6 +53,9 @@ class ServerConfig:
   max_batch: int | None = None    # default: the engine's largest bucket; 1 = no batching
   max_wait_ms: float = 2.0
   field_store: str = "field_store.sqlite"
+  tune_dir: str = "runs/serve_tune"   # the review page's tune runs; the tuned model goes to
+                                      # <tune_dir>/classifier (the served one is unchanged)
+  tune_steps: int = 300
   max_records: int = 1000         # most records one /v1/records call returns
 
 
@@ -97,6 +100,28 @@ def _process(eng: engine_lib.Engine, store: AuditStore, jobs: list[_Job]) -> lis
   return results
 
 
+def record_feedback(store: AuditStore, field_store: str, record_id: str, label: str
+                    ) -> dict[str, Any]:
+  """A reviewer's ``label`` (live | spoof) for a palm audit record: its capture, verdict
+  and probability into the P6 field store (what ``palmjax palm tune`` learns from)."""
+  from palmjax.palm.store import FieldStore
+  rec = store.get(record_id)
+  if rec is None:
+    raise HTTPException(404, f"no record {record_id!r}")
+  if rec.kind != "palm" or rec.capture is None:
+    raise InputError(f"record {rec.id}: feedback tunes the palm classifier (P6); this is a "
+                     f"{rec.kind} record")
+  verdict = {"live": 1, "spoof": 0}.get(rec.decision)
+  with FieldStore(field_store) as fs:
+    fid = fs.add(rec.capture, label=label, verdict=verdict, probability=rec.probability,
+                 device_id=rec.key_id,
+                 bit_depth=int((rec.record.get("input") or {}).get("bit_depth", 16)),
+                 source=f"audit:{rec.id}", model=rec.models["palm_classifier"]["path"])
+    counts = fs.counts()
+  return {"id": fid, "record_id": rec.id, "verdict": rec.decision, "label": label,
+          "mistake": verdict is not None and verdict != (label == "live"), **counts}
+
+
 def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyRing,
                config: ServerConfig = ServerConfig(), *, warm: bool = True) -> Starlette:
   """The application. ``warm``: compile the models in the background at start-up
@@ -104,25 +129,30 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
   limiter = keys_lib.RateLimiter(config.rate, config.burst)
   state: dict[str, Any] = {"ready": not warm, "batcher": None}
 
-  def auth(request: Request, role: str) -> keys_lib.Key:
+  def auth(request: Request, role: str, *, cookie: bool = False) -> keys_lib.Key:
+    """The request's key, checked for ``role`` and its rate; ``cookie``: the review page
+    may also carry the key in its (HttpOnly, SameSite=Strict) cookie."""
     h = request.headers.get("authorization", "")
     token = h[7:].strip() if h[:7].lower() == "bearer " else None
+    if token is None and cookie:
+      token = request.cookies.get(review.COOKIE)
     key = keyring.lookup(token)
     if key is None:
       raise HTTPException(401, "missing or unknown API key (send 'Authorization: Bearer <key>')",
                    {"WWW-Authenticate": "Bearer"})
     if key.role != role:
-      raise HTTPException(403, f"key {key.name!r} has role {key.role}; this endpoint needs {role}")
+      raise HTTPException(403, f"key {key.name!r} has role {key.role}; this endpoint needs "
+                          f"{role}")
     if not limiter.allow(key.name):
-      raise HTTPException(429, f"key {key.name!r} is over its rate limit ({config.rate:g}/s, burst "
-                   f"{config.burst})", {"Retry-After": "1"})
+      raise HTTPException(429, f"key {key.name!r} is over its rate limit ({config.rate:g}/s, "
+                          f"burst {config.burst})", {"Retry-After": "1"})
     return key
 
   async def body(request: Request) -> bytes:
     cl = request.headers.get("content-length")
     if cl and cl.isdigit() and int(cl) > config.max_body_bytes:
       raise HTTPException(413, f"request body of {int(cl)} bytes exceeds the "
-                   f"{config.max_body_bytes}-byte limit")
+                          f"{config.max_body_bytes}-byte limit")
     chunks, n = [], 0
     async for c in request.stream():
       n += len(c)
@@ -191,26 +221,8 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
     if not isinstance(msg, dict) or not isinstance(msg.get("record_id"), str) or \
         msg.get("label") not in ("live", "spoof"):
       raise InputError('feedback: send {"record_id": "<id>", "label": "live" | "spoof"}')
-    rec = await run_in_threadpool(store.get, msg["record_id"])
-    if rec is None:
-      raise HTTPException(404, f"no record {msg['record_id']!r}")
-    if rec.kind != "palm" or rec.capture is None:
-      raise InputError(f"record {rec.id}: feedback tunes the palm classifier (P6); this is a "
-                       f"{rec.kind} record")
-
-    def add() -> dict[str, Any]:
-      from palmjax.palm.store import FieldStore
-      verdict = {"live": 1, "spoof": 0}.get(rec.decision)
-      with FieldStore(config.field_store) as fs:
-        fid = fs.add(rec.capture, label=msg["label"], verdict=verdict,
-                     probability=rec.probability, device_id=rec.key_id,
-                     bit_depth=int((rec.record.get("input") or {}).get("bit_depth", 16)),
-                     source=f"audit:{rec.id}", model=rec.models["palm_classifier"]["path"])
-        counts = fs.counts()
-      return {"id": fid, "record_id": rec.id, "verdict": rec.decision, "label": msg["label"],
-              "mistake": verdict is not None and verdict != (msg["label"] == "live"), **counts}
-
-    return JSONResponse(await run_in_threadpool(add))
+    return JSONResponse(await run_in_threadpool(record_feedback, store, config.field_store,
+                                                msg["record_id"], msg["label"]))
 
   async def record(request: Request) -> JSONResponse:
     auth(request, "reviewer")
@@ -281,6 +293,8 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
       Route("/v1/face/check", face_check, methods=["POST"]),
       Route("/v1/feedback", feedback, methods=["POST"]),
       Route("/v1/records", records), Route("/v1/records/{record_id}", record),
+      *review.routes(auth=auth, body=body, store=store, config=config, engine=eng,
+                     feedback=record_feedback),
   ]
   app = Starlette(routes=routes, lifespan=lifespan,
                   exception_handlers={HTTPException: http_error, InputError: input_error,
