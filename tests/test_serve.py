@@ -420,3 +420,110 @@ def test_review_page_with_an_http_client(client, files):
   # The cookie is for the review page only: the JSON API still wants the bearer header.
   assert client.get("/v1/records").status_code == 401
   client.cookies.clear()
+
+
+def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch):
+  """Chromium (Debian's chromium + chromium-driver) through Selenium against a real uvicorn
+  server: sign in, see the capture, label a record, start tuning, read the report. The tune
+  run itself is replaced by a stand-in (tests/test_palm_pipeline.py covers tune); it reads
+  the real field store, so the page's report shows what the clicks wrote."""
+  import shutil
+  import threading
+
+  import httpx
+  import uvicorn
+  webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+  from selenium.webdriver.common.by import By
+  browser = shutil.which("chromium") or shutil.which("chromium-browser")
+  driver_bin = shutil.which("chromedriver")
+  if not (browser and driver_bin):
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium chromium-driver)")
+  from palmjax.palm import tune as tune_lib
+  calls = []
+
+  def fake_tune(store_path, classifier, workdir, *, config, publish_to, progress):
+    with FieldStore(store_path) as fs:
+      n = fs.counts()["mistakes"]
+    calls.append((store_path, config.num_steps, publish_to))
+    m = lambda acer, fixed: {"holdout": {"acer": acer, "apcer_worst": 2 * acer, "bpcer": 0.0},
+                             "field_mistakes_now_correct": fixed, "threshold": 0.5}
+    return {"mistakes": n, "before": m(0.25, 0.0), "after": m(0.125, 1.0),
+            "published": publish_to, "previous": None, "train": {}}
+  monkeypatch.setattr(tune_lib, "tune", fake_tune)
+
+  store = SQLiteAuditStore(tmp_path / "audit.sqlite")
+  cfg = app_lib.ServerConfig(field_store=str(tmp_path / "field.sqlite"),
+                             tune_dir=str(tmp_path / "tune"), tune_steps=7)
+  app = app_lib.create_app(engine, store, KeyRing.from_file(files["keys"]), cfg, warm=False)
+  port = _free_port()
+  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+  thread = threading.Thread(target=server.run, daemon=True)
+  thread.start()
+  url = f"http://127.0.0.1:{port}"
+  opts = webdriver.ChromeOptions()
+  opts.binary_location = browser
+  for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+            "--window-size=1400,1000"):
+    opts.add_argument(a)
+  driver = None
+  try:
+    while not server.started:
+      assert thread.is_alive()
+      time.sleep(0.05)
+    rids = [httpx.post(url + "/v1/palm/detect", content=files["pngs"][i],
+                       headers={**_h(files, "t1"), "Content-Type": "image/png"},
+                       timeout=60).json()["request_id"] for i in (0, 1)]
+    driver = webdriver.Chrome(service=webdriver.ChromeService(driver_bin), options=opts)
+    driver.get(url + "/review")
+    driver.find_element(By.ID, "key").send_keys(files["tokens"]["r1"])
+    driver.find_element(By.ID, "login").click()
+    row = driver.find_element(By.ID, f"rec-{rids[0]}")
+    img = row.find_element(By.TAG_NAME, "img")
+    assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                 img) == 64
+    verdict = store.get(rids[0]).decision
+    wrong = "spoof" if verdict == "live" else "live"
+    driver.find_element(By.ID, f"{wrong}-{rids[0]}").click()
+    assert "labelled" in driver.find_element(By.ID, "msg").text
+    driver.find_element(By.ID, "tune").click()
+    for _ in range(100):
+      driver.get(url + "/review")
+      if driver.find_elements(By.ID, "tune-report"):
+        break
+      time.sleep(0.1)
+    cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#tune-report td")]
+    assert cells[:2] == ["before", "25.00%"] and cells[5:7] == ["after", "12.50%"]
+    with FieldStore(cfg.field_store) as fs:
+      (s,) = fs.all()
+    assert s.source == f"audit:{rids[0]}" and s.label == (wrong == "live")
+    assert calls == [(cfg.field_store, 7, os.path.join(cfg.tune_dir, "classifier"))]
+    mistakes = int(verdict in ("live", "spoof"))
+    assert f"tuned on {mistakes} field mistakes" in driver.find_element(By.ID, "tune-state").text
+    if os.environ.get("PALMJAX_REVIEW_SCREENSHOT"):
+      driver.save_screenshot(os.environ["PALMJAX_REVIEW_SCREENSHOT"])
+  finally:
+    if driver is not None:
+      driver.quit()
+    server.should_exit = True
+    thread.join(30)
+    store.close()
+
+
+@pytest.mark.parametrize("buckets", [(1, 2, 4, 8, 16), (1, 4), (4, 8)])
+def test_batches_split_into_bucket_sizes_with_little_padding(buckets):
+  eng = Engine.__new__(Engine)  # chunks() needs only the config
+  eng.config = EngineConfig(buckets=buckets)
+  for n in range(1, 41):
+    calls = eng.chunks(n)
+    assert sum(r for r, _ in calls) == n
+    assert all(size in buckets and 1 <= r <= size for r, size in calls)
+    padded = [(r, size) for r, size in calls if r < size]
+    # padding only on the last call, at most a quarter of it unless no bucket is small enough
+    assert all(c == calls[-1] for c in padded)
+    if padded and min(buckets) <= padded[0][0]:
+      assert padded[0][1] - padded[0][0] <= 0.25 * padded[0][1]
+  if buckets == (1, 2, 4, 8, 16):
+    assert eng.chunks(9) == [(8, 8), (1, 1)] and eng.chunks(15) == [(15, 16)]
+    assert eng.chunks(3) == [(3, 4)] and eng.chunks(40) == [(16, 16), (16, 16), (8, 8)]
+  if buckets == (4, 8):
+    assert eng.chunks(1) == [(1, 4)] and eng.chunks(9) == [(8, 8), (1, 4)]

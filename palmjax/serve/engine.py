@@ -1,9 +1,12 @@
 """The models behind the server, the decoding of uploads and one batch of inference.
 
-Palm captures of a batch go through :meth:`PalmLivenessDetector.detect` in one call, padded
-to the next of a few fixed batch sizes (``buckets``) so the jitted kernels see only those
-shapes and nothing recompiles under load; :meth:`Engine.warm` compiles them all before the
-server reports ready. Face sessions run :func:`palmjax.face.check` one by one (its
+Palm captures of a batch go through :meth:`PalmLivenessDetector.detect` in calls whose
+batch sizes are one of a few fixed ``buckets``, so the jitted kernels see only those shapes
+and nothing recompiles under load; :meth:`Engine.warm` compiles them all before the server
+reports ready. A batch is padded (with copies of its first capture, whose results are
+dropped) up to the next bucket when that wastes at most ``max_pad_fraction`` of it;
+otherwise the largest bucket that fits is run and the rest follows (on a CPU the cost of a
+call grows with its rows, so padding 9 captures to 16 would cost more than 8 + 1). Face sessions run :func:`palmjax.face.check` one by one (its
 cascade stops early at different stages per session).
 
 Uploads are read exactly as the CLI reads files (the body is written to a temporary file
@@ -37,6 +40,7 @@ class EngineConfig:
   face_models: str | None = None      # default: the shipped simulator models, as `face
                                       # check` uses for an .npz session
   buckets: tuple[int, ...] = (1, 2, 4, 8, 16)
+  max_pad_fraction: float = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,16 +148,30 @@ class Engine:
     return FaceJob(sess, np.asarray(sess.enrolled), acoustic_hardware, similarity_threshold)
 
   # -- inference (the worker thread) ------------------------------------------------------
-  def bucket(self, n: int) -> int:
-    return next((b for b in self.config.buckets if b >= n), self.config.buckets[-1])
+  def chunks(self, n: int) -> list[tuple[int, int]]:
+    """``n`` captures as (rows, bucket) calls: padded up to the next bucket when the padding
+    is at most ``max_pad_fraction`` of it, else the largest bucket that fits, and so on."""
+    out, buckets = [], self.config.buckets
+    while n > 0:
+      up = next((b for b in buckets if b >= n), None)
+      if up is not None and (up - n) <= self.config.max_pad_fraction * up:
+        out.append((n, up))
+        break
+      down = max((b for b in buckets if b <= n), default=buckets[0])
+      take = min(n, down)
+      out.append((take, down))
+      n -= take
+    return out
 
   def run_palm(self, jobs: Sequence[PalmJob]) -> list[dict[str, Any]]:
-    """One detector call per bucket-sized chunk; records as ``palm detect`` prints them."""
+    """Detector calls of bucket sizes (:meth:`chunks`); records as ``palm detect`` prints."""
     out: list[dict[str, Any]] = []
-    for s in range(0, len(jobs), self.max_batch):
-      chunk = jobs[s:s + self.max_batch]
+    s = 0
+    for rows, size in self.chunks(len(jobs)):
+      chunk = jobs[s:s + rows]
+      s += rows
       x = np.stack([j.capture for j in chunk])
-      pad = self.bucket(len(chunk)) - len(chunk)
+      pad = size - rows
       if pad:  # repeat the first capture: results of padding rows are dropped
         x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
       res = self.palm.detect(x, [j.source for j in chunk] + ["#pad"] * pad,
