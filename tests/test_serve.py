@@ -474,6 +474,7 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
                        headers={**_h(files, "t1"), "Content-Type": "image/png"},
                        timeout=60).json()["request_id"] for i in (0, 1)]
     driver = webdriver.Chrome(service=webdriver.ChromeService(driver_bin), options=opts)
+    driver.implicitly_wait(20)  # a click that submits a form returns before the next page
     driver.get(url + "/review")
     driver.find_element(By.ID, "key").send_keys(files["tokens"]["r1"])
     driver.find_element(By.ID, "login").click()
@@ -486,6 +487,7 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
     driver.find_element(By.ID, f"{wrong}-{rids[0]}").click()
     assert "labelled" in driver.find_element(By.ID, "msg").text
     driver.find_element(By.ID, "tune").click()
+    driver.implicitly_wait(0)
     for _ in range(100):
       driver.get(url + "/review")
       if driver.find_elements(By.ID, "tune-report"):
