@@ -474,7 +474,7 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
                        headers={**_h(files, "t1"), "Content-Type": "image/png"},
                        timeout=60).json()["request_id"] for i in (0, 1)]
     driver = webdriver.Chrome(service=webdriver.ChromeService(driver_bin), options=opts)
-    driver.implicitly_wait(20)  # a click that submits a form returns before the next page
+    driver.implicitly_wait(60)  # a click that submits a form returns before the next page
     driver.get(url + "/review")
     driver.find_element(By.ID, "key").send_keys(files["tokens"]["r1"])
     driver.find_element(By.ID, "login").click()
@@ -488,11 +488,12 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
     assert "labelled" in driver.find_element(By.ID, "msg").text
     driver.find_element(By.ID, "tune").click()
     driver.implicitly_wait(0)
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # the (stand-in) tune runs on a thread
+    while time.monotonic() < deadline:
       driver.get(url + "/review")
       if driver.find_elements(By.ID, "tune-report"):
         break
-      time.sleep(0.1)
+      time.sleep(0.2)
     cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#tune-report td")]
     assert cells[:2] == ["before", "25.00%"] and cells[5:7] == ["after", "12.50%"]
     with FieldStore(cfg.field_store) as fs:

@@ -2,9 +2,10 @@
 (``--max-batch 1``) vs on, in one run.
 
 For each mode a real server process is started (uvicorn, SQLite audit store in a temporary
-folder, models compiled before the clock starts); K concurrent clients send N requests in
-all, a mix of palm captures (simulated, 16-bit PNG) and face sessions (simulated ``.npz``,
-no echo, ``no_acoustic=1``). Reported: requests/s, latency percentiles, errors (any answer
+folder, models compiled before the clock starts; both stay up, the idle one waits). In
+``--rounds`` rounds that alternate the modes, K concurrent clients send N requests per mode
+in all: a mix of palm captures (simulated, 16-bit PNG) and face sessions (simulated
+``.npz``, no echo, ``no_acoustic=1``). Reported: requests/s, latency percentiles, errors (any answer
 but 200, or no answer) and lost records (answered request ids missing from the audit store
 after the server has shut down). Each input is sent once before the clock starts.
 """
@@ -25,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "(default 4; 0: palm only)")
   parser.add_argument("--max-batch", type=int, default=16, help="batch size when on")
   parser.add_argument("--max-wait-ms", type=float, default=2.0)
+  parser.add_argument("--compute-batch", type=int, default=None,
+                      help="the server's --compute-batch when batching is on (default: its "
+                      "own: 1 on CPU, --max-batch on GPU/TPU)")
+  parser.add_argument("--rounds", type=int, default=4,
+                      help="the modes alternate in this many rounds of requests/rounds each")
   parser.add_argument("--ready-timeout", type=float, default=600.0,
                       help="seconds to wait for a server to load and compile")
 
@@ -96,75 +102,106 @@ async def _load(httpx, url: str, token: str, palm: list[bytes], face: list[bytes
   return latencies, errors, answered
 
 
-def _mode(args, workdir: str, keys: str, token: str, palm, face, max_batch: int) -> dict:
-  import asyncio
-  import signal
+def _start(args, workdir: str, keys: str, max_batch: int):
+  """A server process with ``--max-batch max_batch``; returns (process, url, store path)."""
   import subprocess
   import sys
+  store = os.path.join(workdir, f"audit_b{max_batch}.sqlite")
+  port = _free_port()
+  cmd = [sys.executable, "-m", "palmjax", "serve", "--port", str(port), "--store", store,
+         "--keys", keys, "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms),
+         "--rate", "1e6", "--burst", str(10 * args.requests),
+         "--field-store", os.path.join(workdir, "field.sqlite")]
+  if args.compute_batch is not None and max_batch > 1:
+    cmd += ["--compute-batch", str(args.compute_batch)]
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  return proc, f"http://127.0.0.1:{port}", store
+
+
+def _wait_ready(httpx, proc, url: str, timeout: float) -> None:
+  import time
+
+  from palmjax.errors import InputError
+  deadline = time.monotonic() + timeout
+  while True:
+    if proc.poll() is not None:
+      raise InputError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+    try:
+      if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+        return
+    except httpx.HTTPError:
+      pass
+    if time.monotonic() > deadline:
+      raise InputError(f"the server was not ready within {timeout:.0f} s")
+    time.sleep(0.5)
+
+
+def _stop(proc) -> None:
+  import signal
+  import subprocess
+  proc.send_signal(signal.SIGINT)  # graceful: drains, then exits
+  try:
+    proc.wait(60)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+  import asyncio
+  import tempfile
   import time
 
   import numpy as np
 
   from palmjax.errors import InputError
   from palmjax.extras import require
+  from palmjax.serve.keys import add_key
   from palmjax.serve.store import SQLiteAuditStore
   httpx = require("httpx", "palmjax bench serve")
-  port = _free_port()
-  store = os.path.join(workdir, f"audit_b{max_batch}.sqlite")
-  cmd = [sys.executable, "-m", "palmjax", "serve", "--port", str(port), "--store", store,
-         "--keys", keys, "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms),
-         "--rate", "1e6", "--burst", str(10 * args.requests),
-         "--field-store", os.path.join(workdir, "field.sqlite")]
-  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  url = f"http://127.0.0.1:{port}"
-  try:
-    deadline = time.monotonic() + args.ready_timeout
-    while True:
-      if proc.poll() is not None:
-        raise InputError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
-      try:
-        if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-          break
-      except httpx.HTTPError:
-        pass
-      if time.monotonic() > deadline:
-        raise InputError(f"the server was not ready within {args.ready_timeout:.0f} s")
-      time.sleep(0.5)
-    # Warm-up outside the clock: each input once (a session's frame count and size are
-    # compiled on first sight; the palm batch sizes were compiled at start-up).
-    asyncio.run(_load(httpx, url, token, palm, face, 1, len(palm) * max(1, args.face_every),
-                      args.face_every))
-    t0 = time.perf_counter()
-    lat, errors, answered = asyncio.run(_load(httpx, url, token, palm, face, args.clients,
-                                              args.requests, args.face_every))
-    wall = time.perf_counter() - t0
-  finally:
-    proc.send_signal(signal.SIGINT)  # graceful: drains, then exits
-    try:
-      proc.wait(60)
-    except subprocess.TimeoutExpired:
-      proc.kill()
-      proc.wait()
-  with SQLiteAuditStore(store) as s:
-    lost = len(set(answered) - s.ids())
-  ms = np.percentile(np.asarray(lat) * 1e3, [50, 95, 99])
-  return {"batching": f"on (<= {max_batch})" if max_batch > 1 else "off", "clients": args.clients,
-          "requests": args.requests, "req/s": args.requests / wall, "p50 ms": float(ms[0]),
-          "p95 ms": float(ms[1]), "p99 ms": float(ms[2]), "errors": errors, "lost records": lost}
-
-
-def run(args: argparse.Namespace) -> list[dict]:
-  import tempfile
-
-  from palmjax.errors import InputError
-  from palmjax.serve.keys import add_key
-  if args.clients < 1 or args.requests < 1 or args.max_batch < 2 or args.face_every < 0:
-    raise InputError("--clients and --requests must be >= 1, --max-batch >= 2, "
-                     "--face-every >= 0")
+  if args.clients < 1 or args.requests < args.rounds or args.max_batch < 2 or \
+      args.face_every < 0 or args.rounds < 1:
+    raise InputError("--clients and --rounds must be >= 1, --requests >= --rounds, "
+                     "--max-batch >= 2, --face-every >= 0")
+  modes = {"off": 1, f"on (<= {args.max_batch})": args.max_batch}
   with tempfile.TemporaryDirectory(prefix="palmjax-bench-serve-") as d:
     keys = os.path.join(d, "keys.toml")
     token = add_key(keys, "bench", "terminal")
     palm, face = _inputs(d)
-    rows = [_mode(args, d, keys, token, palm, face, mb) for mb in (1, args.max_batch)]
+    servers = {m: _start(args, d, keys, b) for m, b in modes.items()}
+    stats = {m: {"lat": [], "errors": 0, "answered": [], "wall": 0.0} for m in modes}
+    try:
+      for m, (proc, url, _) in servers.items():
+        _wait_ready(httpx, proc, url, args.ready_timeout)
+        # Warm-up outside the clock: each input once (a session's frame count and size are
+        # compiled on first sight; the palm batch sizes were compiled at start-up).
+        asyncio.run(_load(httpx, url, token, palm, face, 1,
+                          len(palm) * max(1, args.face_every), args.face_every))
+      # Rounds alternate the modes (the machine is shared: its load drifts over a run).
+      per_round = args.requests // args.rounds
+      for r in range(args.rounds):
+        order = list(modes) if r % 2 == 0 else list(modes)[::-1]
+        for m in order:
+          _, url, _ = servers[m]
+          t0 = time.perf_counter()
+          lat, errors, answered = asyncio.run(_load(httpx, url, token, palm, face,
+                                                    args.clients, per_round, args.face_every))
+          st = stats[m]
+          st["wall"] += time.perf_counter() - t0
+          st["lat"] += lat
+          st["errors"] += errors
+          st["answered"] += answered
+    finally:
+      for proc, _, _ in servers.values():
+        _stop(proc)
+    rows = []
+    for m, st in stats.items():
+      with SQLiteAuditStore(servers[m][2]) as s:
+        lost = len(set(st["answered"]) - s.ids())
+      n = len(st["lat"])
+      ms = np.percentile(np.asarray(st["lat"]) * 1e3, [50, 95, 99])
+      rows.append({"batching": m, "clients": args.clients, "requests": n,
+                   "req/s": n / st["wall"], "p50 ms": float(ms[0]), "p95 ms": float(ms[1]),
+                   "p99 ms": float(ms[2]), "errors": st["errors"], "lost records": lost})
   rows[1]["speed-up"] = rows[1]["req/s"] / rows[0]["req/s"]
   return rows

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import json
 import logging
 import time
 import uuid
@@ -214,7 +215,6 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
     auth(request, "reviewer")
     data = await body(request)
     try:
-      import json
       msg = json.loads(data or b"null")
     except ValueError as e:
       raise InputError(f"feedback: the body is not JSON ({e})") from None
