@@ -7,7 +7,7 @@ quickstart. Extras add:
   importlib-resources; no TensorFlow);
 * ``plot`` — matplotlib for ROC/DET plots, contact sheets and echo maps;
 * ``bench`` — torch, the PyTorch peer of ``palmjax bench sr`` (skipped when absent);
-* ``serve`` - starlette, uvicorn and httpx: ``palmjax serve`` and ``palmjax bench serve``;
+* ``serve`` - starlette, uvicorn, python-multipart and httpx: ``palmjax serve`` and ``palmjax bench serve``;
 * ``postgres`` - psycopg, the PostgreSQL audit store of ``palmjax serve``;
 * ``test`` (tfds + plot + serve + postgres + pytest, hypothesis) and ``all``.
 
@@ -33,6 +33,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "starlette": ("serve", "starlette"),
     "uvicorn": ("serve", "uvicorn"),
     "httpx": ("serve", "httpx"),
+    "python_multipart": ("serve", "python-multipart"),
     "psycopg": ("postgres", "psycopg"),
 }
 

@@ -530,3 +530,33 @@ def test_batches_split_into_bucket_sizes_with_little_padding(buckets):
     assert eng.chunks(3) == [(3, 4)] and eng.chunks(40) == [(16, 16), (16, 16), (8, 8)]
   if buckets == (4, 8):
     assert eng.chunks(1) == [(1, 4)] and eng.chunks(9) == [(8, 8), (1, 4)]
+
+
+def test_an_unexpected_failure_is_a_500_without_traceback_and_nothing_is_audited(
+    client, files, monkeypatch):
+  def broken(jobs):
+    raise RuntimeError("disk on fire at /secret/path")
+  monkeypatch.setattr(client.app.state.engine, "run_palm", broken)
+  n = len(client.store.ids())
+  r = _palm(client, files, 0)
+  assert r.status_code == 500 and r.json()["error"] == (
+      "internal error (RuntimeError); see the server log")
+  assert "Traceback" not in r.text and "/secret" not in r.text
+  assert len(client.store.ids()) == n  # no answer, no record
+
+
+def test_multipart_uploads_give_the_same_record(client, files):
+  raw = _palm(client, files, 3).json()
+  r = client.post("/v1/palm/detect", files={"image": ("c3.png", files["pngs"][3], "image/png")},
+                  headers=_h(files, "t1"))
+  assert r.status_code == 200, r.text
+  got = r.json()
+  assert {k: v for k, v in got.items() if k != "request_id"} == \
+      {k: v for k, v in raw.items() if k != "request_id"}
+  two = client.post("/v1/palm/detect", headers=_h(files, "t1"),
+                    files=[("a", ("c.png", files["pngs"][0], "image/png")),
+                           ("b", ("d.png", files["pngs"][1], "image/png"))])
+  assert two.status_code == 400, two.text
+  r = client.post("/v1/face/check", params={"no_acoustic": "1"}, headers=_h(files, "t1"),
+                  files={"session": ("s.npz", files["npz"], "application/octet-stream")})
+  assert r.status_code == 200 and r.json()["source"] == "s.npz", r.text

@@ -162,6 +162,27 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
       chunks.append(c)
     return b"".join(chunks)
 
+  async def upload(request: Request) -> tuple[bytes, str | None, str | None]:
+    """(bytes, content type, file name) of the capture: the body itself, or the one file of
+    a multipart/form-data body (``curl -F image=@capture.png``)."""
+    data = await body(request)
+    ctype = request.headers.get("content-type")
+    name = request.query_params.get("filename")
+    if (ctype or "").lower().startswith("multipart/form-data"):
+      require("python_multipart", "multipart uploads")
+      request._body = data  # already read (and size-checked): Starlette parses it from here
+      form = await request.form(max_files=1, max_fields=16)
+      try:
+        files = [v for _, v in form.multi_items() if not isinstance(v, str)]
+        if len(files) != 1:
+          raise InputError("multipart upload: send exactly one file field, e.g. "
+                           "curl -F image=@capture.png")
+        data, ctype, name = await files[0].read(), files[0].content_type, \
+            name or files[0].filename
+      finally:
+        await form.close()
+    return data, ctype, name
+
   async def infer(request: Request, key: keys_lib.Key, work: Any) -> JSONResponse:
     batcher = state["batcher"]
     if batcher is None:
@@ -196,19 +217,15 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
 
   async def palm_detect(request: Request) -> JSONResponse:
     key = auth(request, "terminal")
-    data = await body(request)
-    work = await run_in_threadpool(eng.decode_palm, data, request.headers.get("content-type"),
-                                   request.query_params.get("filename"))
+    work = await run_in_threadpool(eng.decode_palm, *await upload(request))
     return await infer(request, key, work)
 
   async def face_check(request: Request) -> JSONResponse:
     key = auth(request, "terminal")
-    data = await body(request)
     sim = _float(request, "similarity_threshold")
-    work = await run_in_threadpool(
-        eng.decode_face, data, request.headers.get("content-type"),
-        request.query_params.get("filename"),
-        acoustic_hardware=not _flag(request, "no_acoustic"), similarity_threshold=sim)
+    acoustic = not _flag(request, "no_acoustic")
+    work = await run_in_threadpool(eng.decode_face, *await upload(request),
+                                   acoustic_hardware=acoustic, similarity_threshold=sim)
     return await infer(request, key, work)
 
   async def feedback(request: Request) -> JSONResponse:
@@ -343,13 +360,15 @@ OPENAPI: dict[str, Any] = {
                                responses={"503": {"description": "starting"}})},
         "/v1/palm/detect": {"post": _op(
             "palm liveness of one capture (the record of `palmjax palm detect`)", "terminal",
-            {t: _BINARY for t in [*engine_lib.PALM_TYPES, "application/octet-stream"]},
+            {t: _BINARY for t in [*engine_lib.PALM_TYPES, "application/octet-stream",
+                                  "multipart/form-data"]},
             [_q("filename", "string", "source name for the record (its suffix picks the "
                 "format of an application/octet-stream body)")])},
         "/v1/face/check": {"post": _op(
             "face-terminal check of one session .npz (the record of `palmjax face check`)",
             "terminal", {t: _BINARY for t in [*engine_lib.FACE_TYPES,
-                                              "application/octet-stream"]},
+                                              "application/octet-stream",
+                                              "multipart/form-data"]},
             [_q("filename", "string", "source name for the record"),
              _q("no_acoustic", "boolean", "the terminal has no acoustic hardware"),
              _q("similarity_threshold", "number", "F1 threshold override")])},
