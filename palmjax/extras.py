@@ -7,7 +7,9 @@ quickstart. Extras add:
   importlib-resources; no TensorFlow);
 * ``plot`` — matplotlib for ROC/DET plots, contact sheets and echo maps;
 * ``bench`` — torch, the PyTorch peer of ``palmjax bench sr`` (skipped when absent);
-* ``test`` (tfds + plot + pytest, hypothesis) and ``all``.
+* ``serve`` - starlette, uvicorn, python-multipart and httpx: ``palmjax serve`` and ``palmjax bench serve``;
+* ``postgres`` - psycopg, the PostgreSQL audit store of ``palmjax serve``;
+* ``test`` (tfds + plot + serve + postgres + pytest, hypothesis) and ``all``.
 
 Every import of an optional module goes through :func:`require`, so a missing one is a
 single :class:`~palmjax.errors.InputError` line naming the extra to install (the CLI prints
@@ -28,6 +30,11 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "array_record": ("tfds", "array-record"),
     "matplotlib": ("plot", "matplotlib"),
     "torch": ("bench", "torch"),
+    "starlette": ("serve", "starlette"),
+    "uvicorn": ("serve", "uvicorn"),
+    "httpx": ("serve", "httpx"),
+    "python_multipart": ("serve", "python-multipart"),
+    "psycopg": ("postgres", "psycopg"),
 }
 
 
