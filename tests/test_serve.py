@@ -183,7 +183,7 @@ def test_malformed_session_is_400(client, files):
   assert r.status_code == 400 and "at least 2 consecutive frames" in r.json()["error"], r.text
   r = client.post("/v1/face/check", content=b"PK\x03\x04junk",
                   headers={**_h(files, "t1"), "Content-Type": "application/x-npz"})
-  assert r.status_code == 400 and "not a readable .npz" in r.json()["error"]
+  assert r.status_code == 400 and "not a readable NumPy .npz" in r.json()["error"]
 
 
 def test_body_over_the_limit_is_413(client, files):
