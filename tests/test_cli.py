@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from palmjax.cli import build_parser, main
+from test_bad_input import _bomb  # a PNG header claiming 30000 x 30000 pixels
 
 
 def _all_subcommand_paths(parser, prefix=()):
@@ -76,22 +77,9 @@ def test_palm_train_bad_model_flags_are_named(tmp_path, capsys, flags, message):
   assert not (tmp_path / "run").exists()
 
 
-def _bomb_png(path, side=30000):
-  """A valid PNG header claiming ``side`` x ``side`` pixels, with a tiny body."""
-  import struct
-  import zlib
-
-  def chunk(kind, data):
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-  ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-  path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                   + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
-
-
 def test_error_boundary(tmp_path, capsys, monkeypatch):
   bomb = tmp_path / "bomb.png"
-  _bomb_png(bomb)
+  _bomb(bomb)
   assert main(["sr", "upscale", "--scale", "2", str(bomb), str(tmp_path / "o.png")]) == 2
   err = capsys.readouterr().err
   assert "bomb.png" in err and ("decompression bomb" in err or "megapixel limit" in err)
