@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> list[dict]:
   from skimage.feature import local_binary_pattern
 
   from palmjax.bench import time_call
-  from palmjax.kernels import color_moments, lbp, lucas_kanade, rgb_to_hsv
+  from palmjax.kernels import color_moments, local_binary_pattern, lucas_kanade, rgb_to_hsv
 
   n = int(args.size)
   timing = dict(repeats=3, min_time=0.1) if args.quick else dict(repeats=5, min_time=0.25)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> list[dict]:
   configs = [(8, 1, m) for m in ("default", "ror", "uniform", "nri_uniform", "var")]
   configs.append((16, 2, "uniform"))
   for P, R, method in configs:
-    ours = time_call(lambda: lbp(dev_grey, P, R, method), **timing)
+    ours = time_call(lambda: local_binary_pattern(dev_grey, P, R, method), **timing)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       theirs = time_call(lambda: local_binary_pattern(grey, P, R, method), **timing)

@@ -45,7 +45,7 @@ def _sr_stage(args: argparse.Namespace) -> None:
   from palmjax.io import load_image
   from palmjax.sr.evaluate import format_table, summarize, evaluate_pool
   from palmjax.sr.inference import default_checkpoint, load_model, upscale_file
-  from palmjax.sr.train import SRTrainConfig, train
+  from palmjax.sr.train import SRTrainConfig, train_srcnn
 
   out = os.path.join(args.out, "sr")
   os.makedirs(out, exist_ok=True)
@@ -53,7 +53,7 @@ def _sr_stage(args: argparse.Namespace) -> None:
   cfg = SRTrainConfig(scale=3, num_steps=args.sr_steps, eval_every=max(args.sr_steps // 2, 1),
                       save_every=max(args.sr_steps // 4, 1), seed=args.seed,
                       warmup_steps=min(100, max(args.sr_steps // 4, 1)))
-  _, summary = train(cfg, os.path.join(out, "run_x3"), log=lambda s: print("  " + s))
+  _, summary = train_srcnn(cfg, os.path.join(out, "run_x3"), log=lambda s: print("  " + s))
   print(f"  demonstration run: {summary['final_step']} steps, stopped by "
         f"{summary['stopped_by']} (the shipped checkpoints trained far longer)")
 
@@ -169,7 +169,7 @@ def _face_stage(args: argparse.Namespace) -> None:
                                            identity=60_000 + i)
     if note == "drop the echo":
       sess = dataclasses.replace(sess, recording=None)
-    rec = face.check(sess, enrolled, models, c)
+    rec = face.check_session(sess, enrolled, models, c)
     keep = ("outcome", "stage", "reason", "similarity", "cue_probabilities",
             "image_probability", "acoustic_probability", "fused_probability")
     what = kind + ("" if c.acoustic_hardware else " (terminal without acoustic hardware)") + \

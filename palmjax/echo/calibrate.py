@@ -32,7 +32,7 @@ class CalibrationResult:
   table: list[dict[str, Any]]
 
 
-def calibrate(sessions: Mapping[str, Sequence[EchoFeatures]],
+def calibrate_presets(sessions: Mapping[str, Sequence[EchoFeatures]],
               grid: Mapping[str, Sequence[Any]],
               config: LivenessConfig = LivenessConfig()) -> CalibrationResult:
   """Chooses ``FusionConfig`` fields on a development split.
