@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import importlib
+import json
 import pkgutil
 import types
 
@@ -71,8 +72,10 @@ def test_shipped_checkpoints_load_strictly():
   from palmjax.sr.inference import load_model
   for s in (2, 3, 4):
     assert load_model(scale=s).config.scale == s
-  _, cfg, threshold, _ = load_classifier(default_classifier_path())
-  assert 0.0 < threshold < 1.0 and cfg.scale >= 1
+  path = default_classifier_path()
+  _, cfg, threshold, _ = load_classifier(path)
+  saved = json.loads((path / "config.json").read_text())
+  assert threshold == saved["threshold"] and cfg.to_dict()["scale"] == saved["train"]["scale"]
   assert load_models().fusion.image_threshold > 0.5
   assert load_models(sim_models_path()).lighting is not None
 

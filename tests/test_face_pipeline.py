@@ -65,7 +65,13 @@ def test_similarity_gate(batches):
           for i in range(6)]
   imp = [face.similarity_score(batches["impostor"].frames[i], batches["impostor"].enrolled[i])
          for i in range(6)]
-  assert all(0 <= s <= 1 for s in same + imp)
+  # Similarity is the calibrated logistic of log-distance (SciPy's expit as the reference).
+  from scipy.special import expit
+  cal = face.LBP_EMBEDDING.to_similarity
+  for s, b, i in [(s, "live", i) for i, s in enumerate(same)] + [
+      (s, "impostor", i) for i, s in enumerate(imp)]:
+    d = face.session_distance(batches[b].frames[i], batches[b].enrolled[i])
+    assert s == pytest.approx(expit(-cal.slope * (np.log(d) - cal.log_d0)), rel=1e-9, abs=1e-12)
   thr = face.FaceCheckConfig().similarity_threshold
   assert thr == 0.5 and min(same) > 0.9 and np.median(imp) < 0.01
   assert np.mean(same) > np.mean(imp) + 0.7

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from skimage import color as skcolor
-from skimage.feature import local_binary_pattern
+from skimage.feature import local_binary_pattern as sk_local_binary_pattern
 
 from palmjax.errors import InputError
-from palmjax.kernels import color_lbp_features, lbp_histogram, lbp_n_bins
+from palmjax.kernels import (color_lbp_features, lbp_histogram, lbp_n_bins,
+                             local_binary_pattern)
 
 METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
 
@@ -21,7 +22,7 @@ METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
 def _sk(image, P, R, method):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # skimage warns about float images
-    return local_binary_pattern(image, P, R, method)
+    return sk_local_binary_pattern(image, P, R, method)
 
 
 def _agreement(out, ref, method):

@@ -33,8 +33,8 @@ class CalibrationResult:
 
 
 def calibrate_presets(sessions: Mapping[str, Sequence[EchoFeatures]],
-              grid: Mapping[str, Sequence[Any]],
-              config: LivenessConfig = LivenessConfig()) -> CalibrationResult:
+                      grid: Mapping[str, Sequence[Any]],
+                      config: LivenessConfig = LivenessConfig()) -> CalibrationResult:
   """Chooses ``FusionConfig`` fields on a development split.
 
   Args:

@@ -237,7 +237,7 @@ def _simulate(key: jax.Array, geometry: FaceGeometry, config: SimConfig) -> Simu
 
 
 def simulate_capture(key: jax.Array, geometry: FaceGeometry = FaceGeometry(),
-             config: SimConfig = SimConfig()) -> Simulation:
+                     config: SimConfig = SimConfig()) -> Simulation:
   """Simulates one capture session (vmappable over ``key``).
 
   Args:

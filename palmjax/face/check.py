@@ -170,7 +170,7 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
 
 
 def check_session(session: Session, enrolled: Any, models: FaceModels | None = None,
-          config: FaceCheckConfig = FaceCheckConfig()) -> DecisionRecord:
+                  config: FaceCheckConfig = FaceCheckConfig()) -> DecisionRecord:
   """Runs the face-terminal pipeline on one session (see the module docstring)."""
   frames, ts, enr = validate_session(session, enrolled)
   models = models if models is not None else load_models()

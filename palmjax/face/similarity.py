@@ -245,7 +245,7 @@ def session_distance(frames: ArrayLike, enrolled: ArrayLike,
 
 
 def similarity_score(frames: ArrayLike, enrolled: ArrayLike,
-               embedding: Embedding = LBP_EMBEDDING) -> float:
+                     embedding: Embedding = LBP_EMBEDDING) -> float:
   """Similarity in [0, 1] between a session (mean over its frames' descriptors) and the
   enrolled image."""
   return float(embedding.to_similarity(session_distance(frames, enrolled, embedding)))
