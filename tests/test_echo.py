@@ -46,6 +46,7 @@ def test_chirp_band_and_validation():
 
 # --- simulator -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_simulator_geometry_vmap_and_spoof_physics():
   keys = jax.random.split(jax.random.key(1), 2)
   cfg = echo.SimConfig(probe=PROBE, kind="live")

@@ -280,6 +280,7 @@ def test_bad_input_never_proceeds():
   assert rec.outcome == "recapture" and "no echo" in rec.reason
 
 
+@pytest.mark.slow
 def test_simulated_session_with_echo_end_to_end():
   scfg = face.SessionConfig(size=48, n_frames=8, echo=True)
   sess, enrolled = face.simulate_session(jax.random.key(1), "print", scfg, identity=7)

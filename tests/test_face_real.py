@@ -125,6 +125,7 @@ def trained(tmp_path_factory, astronaut):
   return out, res
 
 
+@pytest.mark.slow
 def test_train_real_bundle(trained, astronaut):
   out, res = trained
   assert res["dev"]["subjects"] == [3, 7]

@@ -13,6 +13,8 @@ from hypothesis import given
 from palmjax.errors import InputError
 from palmjax.palm import augment
 
+pytestmark = pytest.mark.slow  # the whole file is slow (see BUILD.md, Tests)
+
 
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 4),
        shape=st.sampled_from([(8, 8), (16, 24), (21, 13)]))

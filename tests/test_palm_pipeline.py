@@ -39,6 +39,7 @@ def classifier(tmp_path_factory, splits):
   return d / "model"
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_training_naming_its_step(splits, tmp_path, monkeypatch):
   # Losses are read back in blocks (the loop does not wait for every step): a NaN must still
   # be reported with the step it appeared at, before anything is evaluated or saved after it.
@@ -58,6 +59,7 @@ def test_a_non_finite_loss_stops_training_naming_its_step(splits, tmp_path, monk
   assert 6 in saved and max(saved) == 6
 
 
+@pytest.mark.slow
 def test_quality_gate_passes_captures_and_names_each_failure(splits):
   lr = splits["train"]["lr"]
   ok = [r.ok for r in check_quality(lr)]
@@ -77,6 +79,7 @@ def test_quality_gate_passes_captures_and_names_each_failure(splits):
     check_quality(np.zeros((32, 32, 3), np.float32))
 
 
+@pytest.mark.slow
 def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
   x, y = splits["train"]["image"], splits["train"]["label"]
   import dataclasses
@@ -109,6 +112,7 @@ def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
     np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
+@pytest.mark.slow
 def test_export_without_stem_fields_loads_with_its_own_architecture(classifier, tmp_path):
   # Exports written before the forensic stem existed have no highpass/pooling fields in
   # their "train" section; the architecture must come from the "model" section, not from
@@ -135,6 +139,7 @@ def test_export_without_stem_fields_loads_with_its_own_architecture(classifier, 
   assert not PalmLivenessDetector(old).model_config.mirror_tta
 
 
+@pytest.mark.slow
 def test_detector_results_and_bad_input(classifier, splits, tmp_path):
   det = PalmLivenessDetector(classifier)
   lr = splits["validation"]["lr"][:6]
@@ -223,6 +228,7 @@ def _writer(path, n, tag):
       s.add(np.full((4, 4, 1), i / n, np.float32), label=i % 2, verdict=0, device_id=tag)
 
 
+@pytest.mark.slow
 def test_store_concurrent_writers_lose_nothing(tmp_path):
   path = str(tmp_path / "c.sqlite")
   FieldStore(path).close()
@@ -261,6 +267,7 @@ def test_store_survives_a_killed_writer(tmp_path):
     assert len(rows) >= 5 and all(r.pixels.shape == (64, 64, 1) for r in rows)
 
 
+@pytest.mark.slow
 def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_path):
   import shutil
   model = tmp_path / "model"
@@ -289,6 +296,7 @@ def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_
     tune(tmp_path / "empty.sqlite", model, str(tmp_path / "run2"), progress=False)
 
 
+@pytest.mark.slow
 def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
   from palmjax.cli import main
   lr = splits["validation"]["lr"]

@@ -19,6 +19,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the whole file is slow (see BUILD.md, Tests)
+
 HERE = os.path.abspath(__file__)
 TIMEOUT = 150  # seconds per subprocess: a hard bound, far above the normal ~20 s
 

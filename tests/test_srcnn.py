@@ -107,6 +107,7 @@ def test_batches_are_a_pure_function_of_key_and_step(image_dir):
   assert not np.array_equal(a[0], c[0])
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt_gives_identical_parameters(image_dir, tmp_path):
   cfg = _cfg(image_dir)
   full, s_full = train_srcnn(cfg, tmp_path / "a", progress=False, log=lambda s: None)
@@ -135,6 +136,7 @@ def test_resume_after_interrupt_gives_identical_parameters(image_dir, tmp_path):
     train_srcnn(dataclasses.replace(cfg, learning_rate=1e-4), tmp_path / "b", progress=False)
 
 
+@pytest.mark.slow
 def test_loss_threshold_stops_early_and_export_roundtrip(image_dir, tmp_path):
   cfg = _cfg(image_dir, num_steps=50, loss_threshold=1.0)
   best, summary = train_srcnn(cfg, tmp_path / "run", progress=False, log=lambda s: None,
