@@ -101,8 +101,8 @@ def test_live_face_passes_and_record_is_json():
   assert rec.decision == "live", rec.reason
   assert rec.fused_probability >= CFG.fusion.live_threshold
   assert set(rec.region_probabilities) == set(echo.REGIONS)
-  # Every region of a live face moves alike and is trusted: claim 10's trusted mean.
-  fused = echo.fuse(rec.region_probabilities, CFG.fusion)
+  # Every region's breathing period of a live face is trusted: claim 10's trusted mean.
+  fused = echo.fuse(rec.period_probabilities, CFG.fusion)
   assert rec.fusion_branch == fused.branch == "mean_of_trusted"
   assert rec.fused_probability == pytest.approx(fused.probability)
   back = json.loads(rec.to_json())
