@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> list[dict]:
   import scipy.ndimage as ndi
   import scipy.stats
   from skimage import color, data
-  from skimage.feature import local_binary_pattern
+  from skimage.feature import local_binary_pattern as sk_local_binary_pattern
 
   from palmjax.bench import time_call
   from palmjax.kernels import color_moments, local_binary_pattern, lucas_kanade, rgb_to_hsv
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     ours = time_call(lambda: local_binary_pattern(dev_grey, P, R, method), **timing)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      theirs = time_call(lambda: local_binary_pattern(grey, P, R, method), **timing)
+      theirs = time_call(lambda: sk_local_binary_pattern(grey, P, R, method), **timing)
     rows.append(_row(f"lbp P{P} R{R:g} {method}", f"{n}x{n} u8", mpix / ours,
                      "skimage local_binary_pattern", mpix / theirs))
 

@@ -1,7 +1,7 @@
 """Local binary patterns (Ojala et al. 2002) with scikit-image's exact semantics.
 
-``lbp`` reproduces ``skimage.feature.local_binary_pattern`` (methods ``default``, ``ror``,
-``uniform``, ``nri_uniform``, ``var``): neighbour ``i`` of ``P`` sits at
+``local_binary_pattern`` reproduces ``skimage.feature.local_binary_pattern`` (methods
+``default``, ``ror``, ``uniform``, ``nri_uniform``, ``var``): neighbour ``i`` of ``P`` sits at
 ``(r - R sin(2 pi i / P), c + R cos(2 pi i / P))`` with both offsets rounded to 5 decimals,
 is sampled bilinearly with skimage's floor/ceil weights, and reads 0 outside the image
 (skimage's ``mode='C', cval=0``); bit ``i`` is ``sample - centre >= 0``.
