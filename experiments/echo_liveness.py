@@ -2,7 +2,7 @@
 and vs distance and SNR (SPEC F6, F7).
 
 Simulates ``--sessions`` captures per kind (live, photo, screen, mask, mannequin) with
-:func:`palmjax.echo.simulate`, runs :func:`palmjax.echo.acoustic_liveness` on each (blink
+:func:`palmjax.echo.simulate_capture`, runs :func:`palmjax.echo.acoustic_liveness` on each (blink
 times from the simulation passed as frame times) and scores the record's continuous
 ``score`` (fused probability, else acoustic probability; 0 when a rule stops early).
 Prints markdown tables: AUC / APCER per kind at the nominal setting, then AUC (live vs
@@ -35,7 +35,7 @@ def run_setting(kind: str, n: int, seed: int, *, distance: float, snr_db: float,
   sim_cfg = echo.SimConfig(probe=probe, kind=kind, snr_db=snr_db)
   base = jax.random.fold_in(jax.random.key(seed), echo.KINDS.index(kind))
   keys = jax.random.split(base, n)
-  sims = jax.vmap(lambda k: echo.simulate(k, geom, sim_cfg))(keys)
+  sims = jax.vmap(lambda k: echo.simulate_capture(k, geom, sim_cfg))(keys)
   out = []
   for i in range(n):
     sim = jax.tree_util.tree_map(lambda a, i=i: a[i], sims)

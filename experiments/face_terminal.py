@@ -46,7 +46,7 @@ def main(argv=None) -> int:
       key = jax.random.fold_in(jax.random.fold_in(jax.random.key(args.seed),
                                                   face.KINDS.index(kind)), i)
       sess, enrolled = face.simulate_session(key, kind, scfg, identity=ident)
-      rec = face.check(sess, enrolled, models, cfg)
+      rec = face.check_session(sess, enrolled, models, cfg)
       # Image-only and acoustic-only verdicts on the same session.
       probs = rec.cue_probabilities or models.cue_probabilities(np.asarray(sess.frames))
       fu = face.fuse_image(probs["colour"], probs["texture"], probs["lighting"],

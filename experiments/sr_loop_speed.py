@@ -1,4 +1,4 @@
-"""Marginal SR training speed of ``palmjax.sr.train.train`` (the BUILD.md before/after table).
+"""Marginal SR training speed of ``palmjax.sr.train.train_srcnn`` (BUILD.md before/after table).
 
 Runs the whole training function (draws, steps, metric read-back, one evaluation and one
 checkpoint at the end) for two run lengths on the same in-memory pools and reports
@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from palmjax.data import images
-from palmjax.sr.train import SRTrainConfig, train
+from palmjax.sr.train import SRTrainConfig, train_srcnn
 
 SIZES = {
     "default": {},  # SRCNN 9-5-5 64/32, 32x32 target patches, batch 16
@@ -44,7 +44,7 @@ def main() -> None:
                         train_dirs=("T91",), **SIZES[args.size])
     with tempfile.TemporaryDirectory() as d:
       t, c = time.perf_counter(), time.process_time()
-      train(cfg, d, progress=False, log=lambda s: None, train_pool=pool, val_pool=val)
+      train_srcnn(cfg, d, progress=False, log=lambda s: None, train_pool=pool, val_pool=val)
       return time.perf_counter() - t, time.process_time() - c
 
   n1, n2 = args.steps

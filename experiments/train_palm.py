@@ -29,7 +29,7 @@ import jax
 from palmjax.data.palm_xray import ATTACK_NAMES, STYLES
 from palmjax.metrics import pad_report, plot_roc_det
 from palmjax.palm.detector import PalmLivenessDetector
-from palmjax.palm.sr import train_palm_sr
+from palmjax.palm.sr import PalmSRConfig, train_palm_sr
 from palmjax.palm.train import PalmTrainConfig, simulate, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def main() -> None:
 
   sr_path = os.path.join(args.out, "palm_srcnn_x2")
   if args.input == "srcnn" and args.sr_steps > 0:  # --sr-steps 0: keep the palm SRCNN there
-    train_palm_sr(os.path.join(args.workdir, "sr"), num_steps=args.sr_steps,
+    train_palm_sr(os.path.join(args.workdir, "sr"), PalmSRConfig(num_steps=args.sr_steps),
                   export_to=sr_path, log=lambda m: print(m, flush=True))
   clf_path = os.path.join(args.out, "palm_classifier")
   # The shipped classifier names no SRCNN path (it uses the shipped palm_srcnn_x2, found

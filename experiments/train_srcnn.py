@@ -19,7 +19,7 @@ import pathlib
 from palmjax.data.images import load_pool
 from palmjax.io import list_images
 from palmjax.sr import SRTrainConfig, evaluate_pool, load_model, summarize
-from palmjax.sr.train import train
+from palmjax.sr.train import train_srcnn
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -48,8 +48,8 @@ def main() -> None:
         learning_rate=1e-3 if scratch else 3e-4, batch_size=args.batch_size,
         warmup_steps=100 if scratch else 10, seed=args.seed, eval_every=500, save_every=250,
         init_from=None if scratch else os.path.join(args.out, "srcnn_x3"))
-    train(cfg, os.path.join(args.workdir, f"x{scale}"),
-          export_to=os.path.join(args.out, f"srcnn_x{scale}"), log=print)
+    train_srcnn(cfg, os.path.join(args.workdir, f"x{scale}"),
+                export_to=os.path.join(args.out, f"srcnn_x{scale}"), log=print)
 
   print("\n| set | scale | bicubic PSNR / SSIM | SRCNN PSNR / SSIM | gain (dB) |")
   print("|---|---:|---:|---:|---:|")

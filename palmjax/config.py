@@ -7,6 +7,8 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from palmjax.errors import InputError, _where
+
 T = TypeVar("T")
 
 
@@ -24,12 +26,27 @@ def field_type(tp: Any) -> tuple[Any, bool, bool]:
   return tp, optional, False
 
 
-def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+def check_keys(cls: type, keys: Any, what: str = "") -> None:
+  """Raises ``InputError`` naming any of ``keys`` that is not a field of the dataclass ``cls``."""
+  names = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(keys) - set(names))
+  if unknown:
+    raise InputError(f"{_where(what)}unknown {cls.__name__} key(s) "
+                     f"{', '.join(map(repr, unknown))}; valid keys: {', '.join(names)}")
+
+
+def from_dict(cls: type[T], d: dict[str, Any], what: str = "") -> T:
   """Builds the dataclass ``cls`` from a JSON-like dict.
 
-  Keys that are not fields are ignored (older or newer files); JSON lists become tuples for
-  tuple-typed fields, so the rebuilt config compares equal to the one that was saved.
+  A key that is not a field is an ``InputError`` naming it and the valid ones (``what``, e.g.
+  the file it came from, prefixes the message); missing keys take the field's default. JSON
+  lists become tuples for tuple-typed fields, so the rebuilt config compares equal to the one
+  that was saved.
   """
+  if not isinstance(d, dict):
+    raise InputError(f"{_where(what)}{cls.__name__} must be a JSON object, "
+                     f"got {type(d).__name__}")
+  check_keys(cls, d, what)
   hints = typing.get_type_hints(cls)
   kwargs = {}
   for f in dataclasses.fields(cls):

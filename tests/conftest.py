@@ -4,6 +4,15 @@ Hypothesis: JAX compiles on first call, so per-example deadlines are off. Float 
 use ``allow_subnormal=False``: XLA flushes subnormal floats to zero on CPU (and GPU), which
 NumPy-based references do not, so a 1e-43 input is not a meaningful disagreement. The default
 profile runs a moderate number of examples; ``HYPOTHESIS_PROFILE=thorough`` runs more.
+
+Compiled XLA programs persist between runs in ``.pytest_cache/d/jax-compilation-cache`` (also
+for the CLI subprocesses the tests start): a second run skips most compilation (measured on
+tests/test_lbp.py + test_spectral.py: 29.5 s CPU cold, 8.2 s warm). A clean clone (CI) starts
+cold and pays nothing extra. ``PALMJAX_TEST_JAX_CACHE=0`` turns it off; a
+``JAX_COMPILATION_CACHE_DIR`` already set is respected.
+
+Tier: ``python -m pytest -m "not slow"`` is the fast tier (see README, "Tests"); plain
+``python -m pytest`` (CI) runs everything.
 """
 
 import os
@@ -24,6 +33,24 @@ hypothesis.settings.register_profile(
     "ci", parent=hypothesis.settings.get_profile("default"), derandomize=True)
 hypothesis.settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+
+
+def pytest_configure(config):
+  """Points JAX's persistent compilation cache at the pytest cache (see the module doc)."""
+  cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+  if (cache is None or os.environ.get("PALMJAX_TEST_JAX_CACHE", "1") == "0"
+      or os.environ.get("JAX_COMPILATION_CACHE_DIR")):
+    return
+  import jax
+  path = str(cache.mkdir("jax-compilation-cache"))
+  settings = {"jax_compilation_cache_dir": path,
+              # cache every program: the suite is thousands of small, quick compilations
+              "jax_persistent_cache_min_compile_time_secs": 0.0,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  for name, value in settings.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)  # the CLI subprocesses some tests start
+
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

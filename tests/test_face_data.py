@@ -53,6 +53,7 @@ def test_video(tmp_path):
   np.testing.assert_allclose(sess.frames[:, 0, 0, 0] * 255, 40 * np.arange(5), atol=6)
 
 
+@pytest.mark.slow
 def test_tfds_builders(tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   from palmjax.data import face_sessions_tfds as F

@@ -11,7 +11,6 @@ import pytest
 from palmjax import echo, face
 from palmjax.errors import InputError
 from palmjax.face import cues, decision
-from palmjax.face import check as check_mod
 
 CFG = face.SessionConfig(size=48, n_frames=8)
 
@@ -62,11 +61,17 @@ def test_similarity_gate(batches):
   assert d.shape == (8, 8, 10)
   np.testing.assert_allclose(d.sum(-1), 1.0, atol=1e-5)
   assert face.chi_square(d, d) == 0.0
-  same = [face.similarity(batches["live"].frames[i], batches["live"].enrolled[i])
+  same = [face.similarity_score(batches["live"].frames[i], batches["live"].enrolled[i])
           for i in range(6)]
-  imp = [face.similarity(batches["impostor"].frames[i], batches["impostor"].enrolled[i])
+  imp = [face.similarity_score(batches["impostor"].frames[i], batches["impostor"].enrolled[i])
          for i in range(6)]
-  assert all(0 <= s <= 1 for s in same + imp)
+  # Similarity is the calibrated logistic of log-distance (SciPy's expit as the reference).
+  from scipy.special import expit
+  cal = face.LBP_EMBEDDING.to_similarity
+  for s, b, i in [(s, "live", i) for i, s in enumerate(same)] + [
+      (s, "impostor", i) for i, s in enumerate(imp)]:
+    d = face.session_distance(batches[b].frames[i], batches[b].enrolled[i])
+    assert s == pytest.approx(expit(-cal.slope * (np.log(d) - cal.log_d0)), rel=1e-9, abs=1e-12)
   thr = face.FaceCheckConfig().similarity_threshold
   assert thr == 0.5 and min(same) > 0.9 and np.median(imp) < 0.01
   assert np.mean(same) > np.mean(imp) + 0.7
@@ -87,7 +92,7 @@ def test_similarity_gate(batches):
   emb = face.Embedding(embed=lambda x: np.asarray(x).mean((0, 1)),
                        distance=lambda a, b: float(np.abs(a - b).sum()),
                        to_similarity=lambda dd: 1.0 / (1.0 + dd), name="mean_colour")
-  assert face.similarity(np.ones((2, 8, 8, 3)) * 0.5, np.ones((8, 8, 3)) * 0.5, emb) == 1.0
+  assert face.similarity_score(np.ones((2, 8, 8, 3)) * 0.5, np.ones((8, 8, 3)) * 0.5, emb) == 1.0
 
 
 def test_chroma_descriptor_is_shading_invariant_and_sees_skin_tone():
@@ -231,7 +236,8 @@ LOW = {"colour": 0.45, "texture": 0.45, "lighting": 0.45}
 def test_decision_branches(monkeypatch, probs, hw, echo_rec, expect, stage):
   sess, enrolled = _session(echo_rec=hw)
   monkeypatch.setattr(echo, "acoustic_liveness", lambda *a, **k: echo_rec)
-  rec = face.check(sess, enrolled, _Models(probs), face.FaceCheckConfig(acoustic_hardware=hw))
+  rec = face.check_session(sess, enrolled, _Models(probs),
+                           face.FaceCheckConfig(acoustic_hardware=hw))
   assert (rec.outcome, rec.stage) == (expect, stage), rec.reason
   assert rec.outcome in decision.OUTCOMES and rec.reason
   d = rec.to_dict()
@@ -246,7 +252,7 @@ def test_similarity_gate_rejects():
   sess, _ = _session()
   other = np.full((32, 32, 3), 0.5, np.float32)
   other[::2] = 0.2
-  rec = face.check(sess, other, _Models(GOOD), face.FaceCheckConfig())
+  rec = face.check_session(sess, other, _Models(GOOD), face.FaceCheckConfig())
   assert rec.outcome == "reject" and rec.stage == "similarity"
   assert rec.similarity < 0.5 and rec.cue_probabilities == {}
 
@@ -256,24 +262,25 @@ def test_bad_input_never_proceeds():
   sess, enr = _session()
   one = dataclasses.replace(sess, frames=sess.frames[:1], timestamps=sess.timestamps[:1])
   with pytest.raises(InputError, match="1 frame"):
-    face.check(one, enr, models)
+    face.check_session(one, enr, models)
   ragged = dataclasses.replace(sess, frames=[sess.frames[0], sess.frames[1][:20]],
                                timestamps=sess.timestamps[:2])
   with pytest.raises(InputError, match="different sizes"):
-    face.check(ragged, enr, models)
+    face.check_session(ragged, enr, models)
   with pytest.raises(InputError, match="timestamps: missing"):
-    face.check(dataclasses.replace(sess, timestamps=None), enr, models)
+    face.check_session(dataclasses.replace(sess, timestamps=None), enr, models)
   t = sess.timestamps.copy()
   t[3] = t[1]
   with pytest.raises(InputError, match="not strictly increasing"):
-    face.check(dataclasses.replace(sess, timestamps=t), enr, models)
+    face.check_session(dataclasses.replace(sess, timestamps=t), enr, models)
   with pytest.raises(InputError, match="enrolled"):
-    face.check(sess, None, models)
-  rec = face.check(dataclasses.replace(sess, recording=None), enr, models,
+    face.check_session(sess, None, models)
+  rec = face.check_session(dataclasses.replace(sess, recording=None), enr, models,
                    face.FaceCheckConfig(acoustic_hardware=True))
   assert rec.outcome == "recapture" and "no echo" in rec.reason
 
 
+@pytest.mark.slow
 def test_simulated_session_with_echo_end_to_end():
   scfg = face.SessionConfig(size=48, n_frames=8, echo=True)
   sess, enrolled = face.simulate_session(jax.random.key(1), "print", scfg, identity=7)
@@ -282,8 +289,8 @@ def test_simulated_session_with_echo_end_to_end():
   assert er.decision != "live"  # a flat sheet: no time differences
   monkey = _Models(BAD)
   # The print's reduced gamut and paper tint shift the skin chromaticity: F1 stops it.
-  rec = face.check(sess, enrolled, monkey, face.FaceCheckConfig())
+  rec = face.check_session(sess, enrolled, monkey, face.FaceCheckConfig())
   assert (rec.outcome, rec.stage) == ("reject", "similarity")
   # With the gate open, the cascade reaches the echo.
-  rec = face.check(sess, enrolled, monkey, face.FaceCheckConfig(similarity_threshold=0.0))
+  rec = face.check_session(sess, enrolled, monkey, face.FaceCheckConfig(similarity_threshold=0.0))
   assert rec.outcome in ("reject", "recapture") and rec.acoustic is not None

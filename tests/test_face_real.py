@@ -125,6 +125,7 @@ def trained(tmp_path_factory, astronaut):
   return out, res
 
 
+@pytest.mark.slow
 def test_train_real_bundle(trained, astronaut):
   out, res = trained
   assert res["dev"]["subjects"] == [3, 7]
@@ -225,12 +226,12 @@ def test_check_uses_detection(tmp_path, astronaut):
   sess = Session(frames=frames, timestamps=np.arange(4) * 0.04)
   m = face.load_models()
   cfg = face.FaceCheckConfig(acoustic_hardware=False, similarity_threshold=0.0)
-  rec = face.check(sess, astronaut, m, cfg)
+  rec = face.check_session(sess, astronaut, m, cfg)
   assert rec.face_box is not None and rec.stage == "image"
   assert rec.cue_probabilities["lighting"] is None
   empty = Session(frames=np.stack([_ramp()] * 2),
                   timestamps=np.array([0.0, 0.04]))
-  rec = face.check(empty, astronaut, m, cfg)
+  rec = face.check_session(empty, astronaut, m, cfg)
   assert rec.outcome == "recapture" and "no face" in rec.reason
 
 

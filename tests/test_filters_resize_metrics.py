@@ -23,6 +23,7 @@ def _img(seed, shape, c=1):
 @given(seed=st.integers(0, 2**31), shape=SHAPES,
        sigma=st.sampled_from([0.6, 1.0, 1.7, 2.5]),
        mode=st.sampled_from(["reflect", "mirror", "nearest", "wrap", "zero"]))
+@pytest.mark.slow
 def test_gaussian_blur_matches_scipy(seed, shape, sigma, mode):
   x = _img(seed, shape, 2)
   ref = ndi.gaussian_filter(x, sigma=(sigma, sigma, 0),
@@ -54,6 +55,7 @@ def test_bicubic_degrade_protocol():
 
 @given(seed=st.integers(0, 2**31), shape=SHAPES, noise=st.floats(0.001, 0.3),
        channels=st.sampled_from([1, 3]))
+@pytest.mark.slow
 def test_psnr_ssim_match_skimage(seed, shape, noise, channels):
   rng = np.random.default_rng(seed)
   a = rng.random(shape + (channels,)).astype(np.float32)

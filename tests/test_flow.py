@@ -53,6 +53,7 @@ MOTIONS = {
 
 @pytest.mark.parametrize("name", ["astronaut", "camera"])
 @pytest.mark.parametrize("motion", list(MOTIONS))
+@pytest.mark.slow
 def test_sparse_matches_opencv_accuracy(textures, name, motion):
   img = textures[name]
   nxt, true_flow = _warp(img, *MOTIONS[motion])
@@ -72,6 +73,7 @@ def test_sparse_matches_opencv_accuracy(textures, name, motion):
   assert err_f <= err_cv + 0.01
 
 
+@pytest.mark.slow
 def test_dense_and_grid_on_translation(textures):
   img = textures["astronaut"][:128, :128]
   nxt, _ = _warp(img, *MOTIONS["shift(1.7,-0.8)"])
@@ -85,6 +87,7 @@ def test_dense_and_grid_on_translation(textures):
   assert np.median(np.linalg.norm(inner - [1.7, -0.8], axis=1)) < 0.06
 
 
+@pytest.mark.slow
 def test_batch_jit_vmap_consistent(textures):
   img = textures["astronaut"][:96, :96]
   shifts = [(0.6, 0.3), (-1.2, 0.9)]
@@ -114,6 +117,7 @@ def test_batch_jit_vmap_consistent(textures):
                              atol=1e-4)
 
 
+@pytest.mark.slow
 def test_status_flat_and_lost_points():
   flat = np.full((64, 64), 0.5, np.float32)
   res = lucas_kanade(flat, flat, np.array([[32.0, 32.0]]), window=11, levels=1)

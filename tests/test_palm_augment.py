@@ -14,9 +14,19 @@ from palmjax.errors import InputError
 from palmjax.palm import augment
 
 
+def test_recapture_one_case_matches_the_scipy_reference():
+  """The fast tier's check of this module: one fixed case of the property below."""
+  _check_recapture(seed=0, n=2, shape=(16, 24))
+
+
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 4),
        shape=st.sampled_from([(8, 8), (16, 24), (21, 13)]))
 def test_recapture_matches_the_scipy_reference(seed, n, shape):
+  _check_recapture(seed, n, shape)
+
+
+def _check_recapture(seed, n, shape):
   rng = np.random.default_rng(seed)
   x = rng.random((n,) + shape + (1,)).astype(np.float32)
   params = {"gamma": rng.uniform(0.6, 1.65, n).astype(np.float32),
@@ -36,6 +46,7 @@ def test_recapture_matches_the_scipy_reference(seed, n, shape):
     assert np.mean(lev_got == lev_ref) >= 0.97
 
 
+@pytest.mark.slow
 def test_pseudo_spoofs_are_keyed_per_capture_and_valid():
   x = np.random.default_rng(0).random((7, 16, 16, 1)).astype(np.float32)
   key = jax.random.key(3)
@@ -53,6 +64,7 @@ def test_pseudo_spoofs_are_keyed_per_capture_and_valid():
     augment.pseudo_spoofs(key, np.full((2, 8, 8, 1), np.nan, np.float32))
 
 
+@pytest.mark.slow
 def test_training_with_pseudo_spoofs_adds_one_spoof_per_live_capture(tmp_path):
   from palmjax.palm import train as palm_train
   cfg = palm_train.PalmTrainConfig(input="bicubic", image_size=32, scale=2, n_train=16,

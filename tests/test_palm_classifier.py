@@ -18,6 +18,7 @@ from palmjax.models.palm_classifier import forensic_stem
        shape=st.sampled_from([(16, 16), (24, 40), (33, 17)]),
        sigmas=st.lists(st.sampled_from([0.7, 1.0, 1.5, 2.5]), min_size=0, max_size=3),
        gain=st.sampled_from([1.0, 8.0]))
+@pytest.mark.slow
 def test_forensic_stem_matches_scipy_residuals(seed, n, shape, sigmas, gain):
   x = np.random.default_rng(seed).random((n,) + shape + (1,)).astype(np.float32)
   got = np.asarray(forensic_stem(jnp.asarray(x), sigmas, gain))
@@ -28,6 +29,7 @@ def test_forensic_stem_matches_scipy_residuals(seed, n, shape, sigmas, gain):
     np.testing.assert_allclose(got[..., 1 + i], gain * (x[..., 0] - blur), atol=2e-5 * gain)
 
 
+@pytest.mark.slow
 def test_stem_and_std_pooling_shape_the_parameters():
   cfg = PalmClassifierConfig(features=(4, 8), hidden=6, input_size=16,
                              highpass_sigmas=(1.0, 2.0), pooling="mean_max_std")
@@ -70,6 +72,7 @@ def test_std_pooling_is_the_spread_of_the_pooled_maps():
 
 
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 4))
+@pytest.mark.slow
 def test_mirror_tta_is_the_mean_over_the_mirror_and_invariant(seed, n):
   from palmjax.palm.train import predict_proba
   cfg = PalmClassifierConfig(features=(4, 8), hidden=6, input_size=16, highpass_sigmas=(1.0,))
@@ -110,6 +113,7 @@ def _fresh_capture_report(det, style):
                     threshold=det.threshold)
 
 
+@pytest.mark.slow
 def test_shipped_classifier_on_fresh_captures():
   # The shipped checkpoint: trained on the v2 simulator plus real live radiographs (and
   # their re-captures as spoofs), bicubic input; on held-out real hands BPCER 0/199 (README).
@@ -123,6 +127,7 @@ def test_shipped_classifier_on_fresh_captures():
   assert rep.bpcer <= 2 / 81 and rep.apcer_worst <= 1 / 15
 
 
+@pytest.mark.slow
 def test_simulator_only_classifier_on_fresh_captures():
   # The previous shipped checkpoint, trained on the v1 simulator alone (SRCNN input; ACER
   # 0.57% on 4,000 v1 captures, README) and kept as checkpoints/palm_classifier_sim. It
@@ -137,6 +142,7 @@ def test_simulator_only_classifier_on_fresh_captures():
 
 @given(seed=st.integers(0, 2**31), start=st.integers(0, 50), count=st.integers(1, 12),
        block=st.integers(1, 8), batch=st.integers(1, 5))
+@pytest.mark.slow
 def test_training_batches_drawn_in_blocks_equal_step_by_step(seed, start, count, block, batch):
   from palmjax.palm.train import training_data
 

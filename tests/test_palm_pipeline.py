@@ -39,6 +39,7 @@ def classifier(tmp_path_factory, splits):
   return d / "model"
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_training_naming_its_step(splits, tmp_path, monkeypatch):
   # Losses are read back in blocks (the loop does not wait for every step): a NaN must still
   # be reported with the step it appeared at, before anything is evaluated or saved after it.
@@ -59,6 +60,7 @@ def test_a_non_finite_loss_stops_training_naming_its_step(splits, tmp_path, monk
   assert 6 in saved and max(saved) == 6
 
 
+@pytest.mark.slow
 def test_quality_gate_passes_captures_and_names_each_failure(splits):
   lr = splits["train"]["lr"]
   ok = [r.ok for r in check_quality(lr)]
@@ -78,6 +80,7 @@ def test_quality_gate_passes_captures_and_names_each_failure(splits):
     check_quality(np.zeros((32, 32, 3), np.float32))
 
 
+@pytest.mark.slow
 def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
   x, y = splits["train"]["image"], splits["train"]["label"]
   import dataclasses
@@ -87,11 +90,15 @@ def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
                                                             learning_rate=1e-2))
   batch = {"image": x[:16], "label": y[:16].astype(np.int32)}
   losses = []
-  for _ in range(40):
+  for i in range(40):
+    if i == 39:  # the step donates its state: keep the last pre-step logits
+      logits = np.asarray(state.apply_fn({"params": state.params}, batch["image"]))
     state, m = palm_train.train_step_jit(state, batch)
     losses.append(float(m["loss"]))
   assert np.mean(losses[-5:]) < 0.6 * losses[0]
-  assert 0.0 <= float(m["zero_one"]) <= 1.0
+  # The 0/1 loss is the misclassified share of the batch under the pre-step parameters.
+  assert float(m["zero_one"]) == pytest.approx(
+      np.mean(logits.argmax(-1) != batch["label"]), abs=1e-6)
   # Interrupted + resumed == uninterrupted.
   pa, _ = palm_train.train(CFG, tmp_path / "a", splits=splits, progress=False,
                            log=lambda s: None)
@@ -106,6 +113,7 @@ def test_classifier_learns_and_resume_is_exact(splits, tmp_path):
     np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
+@pytest.mark.slow
 def test_export_without_stem_fields_loads_with_its_own_architecture(classifier, tmp_path):
   # Exports written before the forensic stem existed have no highpass/pooling fields in
   # their "train" section; the architecture must come from the "model" section, not from
@@ -132,19 +140,22 @@ def test_export_without_stem_fields_loads_with_its_own_architecture(classifier, 
   assert not PalmLivenessDetector(old).model_config.mirror_tta
 
 
+@pytest.mark.slow
 def test_detector_results_and_bad_input(classifier, splits, tmp_path):
   det = PalmLivenessDetector(classifier)
   lr = splits["validation"]["lr"][:6]
   res = det.detect(lr)
   assert len(res) == 6
-  for r in res:
-    assert r.decision in ("live", "spoof", "recapture")
-    if r.decision != "recapture":
-      assert 0.0 <= r.probability <= 1.0
-      assert (r.probability >= det.threshold) == (r.decision == "live")
-      assert r.action == {"live": "pass to identity recognition",
-                          "spoof": "recognition error"}[r.decision]
   p = det.probabilities(lr)
+  # The gate, computed apart, decides re-capture; otherwise P(live) vs the threshold does.
+  from palmjax.palm import quality as quality_lib
+  gate = quality_lib.judge(quality_lib.quality_measures(lr, border_px=det.quality.border_px),
+                           det.quality)
+  for r, g, pi in zip(res, gate, p):
+    want = "recapture" if not g.ok else ("live" if pi >= det.threshold else "spoof")
+    assert r.decision == want, (r.reason, g.reason)
+    assert r.action == {"live": "pass to identity recognition", "spoof": "recognition error",
+                        "recapture": "re-capture the palm"}[want]
   np.testing.assert_allclose([r.probability for r in res if r.probability is not None],
                              p[[r.decision != "recapture" for r in res]], rtol=1e-6)
   assert all(r.probability in (0.0, 1.0) for r in PalmLivenessDetector(
@@ -218,6 +229,7 @@ def _writer(path, n, tag):
       s.add(np.full((4, 4, 1), i / n, np.float32), label=i % 2, verdict=0, device_id=tag)
 
 
+@pytest.mark.slow
 def test_store_concurrent_writers_lose_nothing(tmp_path):
   path = str(tmp_path / "c.sqlite")
   FieldStore(path).close()
@@ -256,6 +268,7 @@ def test_store_survives_a_killed_writer(tmp_path):
     assert len(rows) >= 5 and all(r.pixels.shape == (64, 64, 1) for r in rows)
 
 
+@pytest.mark.slow
 def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_path):
   import shutil
   model = tmp_path / "model"
@@ -275,7 +288,8 @@ def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_
   assert r["mistakes"] == min(len(wrong), 4)
   assert r["previous"] and os.path.isdir(r["previous"])
   assert {"holdout", "field_mistakes_now_correct"} <= set(r["after"])
-  assert 0 <= r["after"]["holdout"]["acer"] <= 1
+  h = r["after"]["holdout"]
+  assert h["acer"] == pytest.approx((h["apcer_worst"] + h["bpcer"]) / 2)  # ISO/IEC 30107-3
   tuned = PalmLivenessDetector(model)
   assert tuned.metrics["tuned_on_mistakes"] == r["mistakes"]
   with pytest.raises(InputError, match="no mistakes"):
@@ -283,6 +297,7 @@ def test_tuning_loop_publishes_atomically_and_keeps_old(classifier, splits, tmp_
     tune(tmp_path / "empty.sqlite", model, str(tmp_path / "run2"), progress=False)
 
 
+@pytest.mark.slow
 def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
   from palmjax.cli import main
   lr = splits["validation"]["lr"]
@@ -299,7 +314,10 @@ def test_cli_detect_and_feedback(classifier, splits, tmp_path, capsys):
   assert main(["palm", "eval", "--classifier", str(classifier), "--n", "16", "--seed", "3",
                "--json", str(tmp_path / "e.json"), "--plot", str(tmp_path / "roc.png")]) == 0
   rep = json.loads((tmp_path / "e.json").read_text())
-  assert 0 <= rep["acer"] <= 1 and rep["n_bona_fide"] + sum(rep["n_attack"].values()) == 16
+  assert rep["n_bona_fide"] + sum(rep["n_attack"].values()) == 16
+  assert rep["acer"] == pytest.approx((rep["apcer_worst"] + rep["bpcer"]) / 2)
+  n_rejected = rep["bpcer"] * rep["n_bona_fide"]  # a count of bona fide captures
+  assert n_rejected == pytest.approx(round(n_rejected))
   assert (tmp_path / "roc.png").stat().st_size > 1000
   capsys.readouterr()
   (tmp_path / "bad.png").write_bytes(b"")

@@ -163,6 +163,7 @@ def _write_fixture(d, n, seed=0):
     Image.fromarray(a).save(d / f"{i:03d}.png")
 
 
+@pytest.mark.slow
 def test_load_real_and_cli(tmp_path, capsys):
   from palmjax.cli import main
   _write_fixture(tmp_path, 12)

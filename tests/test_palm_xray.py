@@ -69,6 +69,7 @@ def test_auc_helper_matches_definition():
   assert _auc(s, y) == pytest.approx(np.mean(pairs))
 
 
+@pytest.mark.slow
 def test_shapes_dtypes_ranges(big):
   n, s = N_BIG, 128
   assert big["hr"].shape == (n, s, s, 1) and big["hr"].dtype == np.float32
@@ -92,12 +93,14 @@ def test_shapes_dtypes_ranges(big):
   assert (big["hr"].reshape(n, -1).std(1) > 0.05).all()
 
 
+@pytest.mark.slow
 def test_each_attack_kind_appears(big):
   counts = np.bincount(big["attack"], minlength=len(px.ATTACK_NAMES))
   assert len(counts) == len(px.ATTACK_NAMES) and (counts > 10).all(), counts
   assert 0.35 < counts[0] / N_BIG < 0.65  # live_fraction 0.5
 
 
+@pytest.mark.slow
 def test_global_statistics_do_not_separate_live_from_spoof(big):
   """Logistic regression on mean, std, 16-bin histogram: held-out ROC AUC <= 0.75."""
   x, y = _features(big["hr"][..., 0]), big["label"].astype(np.float64)
@@ -112,6 +115,7 @@ def test_global_statistics_do_not_separate_live_from_spoof(big):
   assert _auc(np.c_[z[:n_train], np.ones(n_train)] @ w, y[:n_train]) > 0.55
 
 
+@pytest.mark.slow
 def test_bone_attenuates_more_than_soft_tissue(big):
   live = np.flatnonzero(big["attack"] == 0)
   assert len(live) > 50
@@ -136,6 +140,7 @@ def test_bone_attenuates_more_than_soft_tissue(big):
   assert big["bone_mask"][big["attack"] == 3].any()
 
 
+@pytest.mark.slow
 def test_determinism_and_start_offset(small):
   key = jax.random.key(1)
   again = jax.device_get(px.sample(key, N_SMALL, SMALL))
@@ -149,6 +154,7 @@ def test_determinism_and_start_offset(small):
   assert not np.array_equal(other["hr"], small["hr"])
 
 
+@pytest.mark.slow
 def test_forced_attacks_and_jit(small):
   kinds = np.array([0, 1, 2, 3, 4, 0, 4, 2], np.int32)
   b = jax.device_get(px.sample(jax.random.key(3), N_SMALL, SMALL, attacks=kinds))
@@ -234,6 +240,7 @@ def test_loao_configs_hold_out_one_kind():
       assert test_w[c.holdout - 1] == 1.0 and sum(test_w) == 1.0
 
 
+@pytest.mark.slow
 def test_cli_simulate_writes_16bit_pngs_and_manifest(tmp_path, capsys):
   from PIL import Image
 

@@ -11,6 +11,8 @@ from palmjax.data import palm_xray as px
 from palmjax.errors import InputError
 from palmjax.palm import realism as R
 
+pytestmark = pytest.mark.slow  # the whole file is slow (see BUILD.md, Tests)
+
 V2 = px.PalmXrayConfig(size=64, style="v2")
 KINDS = np.repeat(np.arange(len(px.ATTACK_NAMES)), 6).astype(np.int32)
 

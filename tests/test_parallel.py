@@ -19,6 +19,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the whole file is slow (see BUILD.md, Tests)
+
 HERE = os.path.abspath(__file__)
 TIMEOUT = 150  # seconds per subprocess: a hard bound, far above the normal ~20 s
 
@@ -83,7 +85,7 @@ def _worker_multi_device() -> dict:
   from palmjax import parallel
   from palmjax.data.images import PairPool
   from palmjax.models import SRCNN, SRCNNConfig
-  from palmjax.sr.train import SRTrainConfig, create_train_state, train
+  from palmjax.sr.train import SRTrainConfig, create_train_state, train_srcnn
   palm_train = importlib.import_module("palmjax.palm.train")
 
   t0 = time.perf_counter()
@@ -146,8 +148,8 @@ def _worker_multi_device() -> dict:
                                  batch_size=8, num_steps=2, eval_every=2, save_every=2,
                                  log_every=1, warmup_steps=1, num_devices=n, augment=False)
     with tempfile.TemporaryDirectory() as d:
-      best, summ = train(cfg, d, progress=False, log=lambda s: None,
-                                  train_pool=pool, val_pool=pool)
+      best, summ = train_srcnn(cfg, d, progress=False, log=lambda s: None,
+                               train_pool=pool, val_pool=pool)
     finals[n] = (parallel.gather(best.params), summ["history"][-1]["loss"])
   out["loop_param_diff_8"] = _max_diff(finals[8][0], finals[1][0])
   out["loop_loss_rel_8"] = abs(finals[8][1] - finals[1][1]) / finals[1][1]

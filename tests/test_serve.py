@@ -145,7 +145,7 @@ def test_face_check_is_the_library_record(client, files, engine):
   rid = got.pop("request_id")
   from palmjax.face.session_io import load_npz
   s = load_npz(files["dir"] / "s.npz")
-  want = face.check(s, s.enrolled, engine.face, face.FaceCheckConfig(acoustic_hardware=False))
+  want = face.check_session(s, s.enrolled, engine.face, face.FaceCheckConfig(acoustic_hardware=False))
   want = json.loads(want.to_json())
   want["source"] = "session.npz"
   assert got == want

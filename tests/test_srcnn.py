@@ -14,7 +14,7 @@ from palmjax.io import load_image
 from palmjax.models import SRCNN, SRCNNConfig
 from palmjax.sr import (SRModel, SRTrainConfig, create_train_state, load_model,
                         make_train_step, super_resolve, upscale_file)
-from palmjax.sr.train import batch_at, train
+from palmjax.sr.train import batch_at, train_srcnn
 from palmjax.data import images
 
 TINY = dict(f1=5, f2=3, f3=3, n1=8, n2=4)
@@ -107,14 +107,16 @@ def test_batches_are_a_pure_function_of_key_and_step(image_dir):
   assert not np.array_equal(a[0], c[0])
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt_gives_identical_parameters(image_dir, tmp_path):
   cfg = _cfg(image_dir)
-  full, s_full = train(cfg, tmp_path / "a", progress=False, log=lambda s: None)
+  full, s_full = train_srcnn(cfg, tmp_path / "a", progress=False, log=lambda s: None)
   assert s_full["final_step"] == 6 and s_full["stopped_by"] == "num_steps"
-  _, s_int = train(cfg, tmp_path / "b", progress=False, log=lambda s: None, stop_after=3)
+  _, s_int = train_srcnn(cfg, tmp_path / "b", progress=False, log=lambda s: None,
+                         stop_after=3)
   assert s_int["stopped_by"] == "stop_after" and s_int["final_step"] == 3
   msgs = []
-  resumed, s_res = train(cfg, tmp_path / "b", progress=False, log=msgs.append)
+  resumed, s_res = train_srcnn(cfg, tmp_path / "b", progress=False, log=msgs.append)
   assert any("resumed from step 3" in m for m in msgs)
   assert s_res["final_step"] == 6
   # The history continues across the resume: the same entries as the uninterrupted run.
@@ -131,13 +133,14 @@ def test_resume_after_interrupt_gives_identical_parameters(image_dir, tmp_path):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   # A different config in the same workdir is refused rather than silently mixed.
   with pytest.raises(InputError, match="different config"):
-    train(dataclasses.replace(cfg, learning_rate=1e-4), tmp_path / "b", progress=False)
+    train_srcnn(dataclasses.replace(cfg, learning_rate=1e-4), tmp_path / "b", progress=False)
 
 
+@pytest.mark.slow
 def test_loss_threshold_stops_early_and_export_roundtrip(image_dir, tmp_path):
   cfg = _cfg(image_dir, num_steps=50, loss_threshold=1.0)
-  best, summary = train(cfg, tmp_path / "run", progress=False, log=lambda s: None,
-                        export_to=str(tmp_path / "exp"))
+  best, summary = train_srcnn(cfg, tmp_path / "run", progress=False, log=lambda s: None,
+                              export_to=str(tmp_path / "exp"))
   assert summary["stopped_by"] == "loss_threshold" and summary["final_step"] < 50
   model = load_model(tmp_path / "exp")
   assert model.config == cfg.model_config() and model.scale == 3

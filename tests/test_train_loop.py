@@ -70,6 +70,7 @@ def test_docstring_example_runs():
   assert res.attempted >= 8 and res.failed == 0
 
 
+@pytest.mark.slow
 def test_history_is_continued_across_resume_and_parameters_are_identical(tmp_path):
   x, y = _problem()
   full = _run(x, y, tmp_path / "a")
@@ -93,6 +94,7 @@ def test_history_is_continued_across_resume_and_parameters_are_identical(tmp_pat
     assert int(ck.restore_latest(_state()).step) == 12
 
 
+@pytest.mark.slow
 def test_run_directories_from_before_histories_still_resume(tmp_path):
   # Older runs saved the bare state (one unnamed orbax item): they resume with an empty
   # history, and the run goes on in the new layout.
@@ -157,6 +159,7 @@ _ONE_AT = jax.jit(lambda key, step: _one(jax.random.fold_in(key, step)))
 
 @settings(deadline=None, max_examples=15)
 @given(seed=st.integers(0, 2**31), start=st.integers(0, 2**30), n=st.integers(1, 4))
+@pytest.mark.slow
 def test_block_draw_equals_per_step_draws(seed, start, n):
   key = jax.random.key(seed)
   blk = _DRAW(key, start, n)
@@ -186,6 +189,7 @@ def samplers(pool):
 @settings(deadline=None, max_examples=10)
 @given(seed=st.integers(0, 2**31), start=st.integers(0, 2**30), n=st.integers(1, 4),
        augment=st.booleans())
+@pytest.mark.slow
 def test_sr_patch_block_draw_equals_per_step_draw_and_numpy_cut(pool, samplers, seed, start, n,
                                                                 augment):
   size, crop, batch = 9, 2, 4

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _row(kernel, inp, ours, peer, theirs, unit="Mpix/s", note=""):
-  return {"kernel": kernel, "input": inp, f"palmjax": ours, "peer": peer,
+  return {"kernel": kernel, "input": inp, "palmjax": ours, "peer": peer,
           "peer value": theirs, "unit": unit, "speedup": ours / theirs, "note": note}
 
 
@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> list[dict]:
   import scipy.ndimage as ndi
   import scipy.stats
   from skimage import color, data
-  from skimage.feature import local_binary_pattern
+  from skimage.feature import local_binary_pattern as sk_local_binary_pattern
 
   from palmjax.bench import time_call, time_pair
-  from palmjax.kernels import color_moments, lbp, lucas_kanade, rgb_to_hsv
+  from palmjax.kernels import color_moments, local_binary_pattern, lucas_kanade, rgb_to_hsv
 
   n = int(args.size)
   timing = dict(repeats=3, min_time=0.1) if args.quick else dict(repeats=5, min_time=0.25)
@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> list[dict]:
   configs = [(8, 1, m) for m in ("default", "ror", "uniform", "nri_uniform", "var")]
   configs.append((16, 2, "uniform"))
   for P, R, method in configs:
-    ours = time_call(lambda: lbp(dev_grey, P, R, method), **timing)
+    ours = time_call(lambda: local_binary_pattern(dev_grey, P, R, method), **timing)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      theirs = time_call(lambda: local_binary_pattern(grey, P, R, method), **timing)
+      theirs = time_call(lambda: sk_local_binary_pattern(grey, P, R, method), **timing)
     rows.append(_row(f"lbp P{P} R{R:g} {method}", f"{n}x{n} u8", mpix / ours,
                      "skimage local_binary_pattern", mpix / theirs))
 

@@ -10,18 +10,23 @@ from __future__ import annotations
 import argparse
 
 
+# The CLI's probe repeats its chirp at 50 Hz (the library default is 100 Hz).
+_PROBE_DEFAULTS = {"chirp_rate": 50.0}
+
+
 def _probe_args(p: argparse.ArgumentParser) -> None:
-  p.add_argument("--fs", type=float, default=96_000.0, help="sampling rate (Hz)")
-  p.add_argument("--band", type=float, nargs=2, default=[20_000.0, 40_000.0],
-                 metavar=("F_START", "F_STOP"), help="chirp band (Hz), above 20 kHz")
-  p.add_argument("--chirp-rate", type=float, default=50.0, help="chirps per second (Hz)")
-  p.add_argument("--capture-s", type=float, default=5.0, help="capture length (s)")
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.echo import ProbeConfig
+  add_dataclass_arguments(p, ProbeConfig, defaults=_PROBE_DEFAULTS, helps={
+      "fs": "sampling rate (Hz)", "f_start": "chirp start (Hz), above 20 kHz",
+      "f_stop": "chirp stop (Hz), at most fs / 2", "chirp_rate": "chirps per second (Hz)",
+      "capture_s": "capture length (s)"})
 
 
 def _probe(args):
+  from palmjax.cli._config import dataclass_from_args
   from palmjax.echo import ProbeConfig, validate_probe
-  return validate_probe(ProbeConfig(fs=args.fs, f_start=args.band[0], f_stop=args.band[1],
-                                    chirp_rate=args.chirp_rate, capture_s=args.capture_s))
+  return validate_probe(dataclass_from_args(ProbeConfig, args))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,11 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
   s = cmds.add_parser("simulate", help="simulate a capture of a live face or a spoof",
                       description="Simulate one capture session and write it as .npz.")
   s.add_argument("output", help="output .npz path")
-  s.add_argument("--kind", default="live",
-                 choices=["live", "photo", "screen", "mask", "mannequin"])
   s.add_argument("--seed", type=int, default=0)
-  s.add_argument("--distance", type=float, default=0.45, help="nose-tip distance (m)")
-  s.add_argument("--snr-db", type=float, default=20.0, help="echo SNR (dB)")
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.echo import KINDS, FaceGeometry, SimConfig
+  add_dataclass_arguments(s, SimConfig, helps={
+      "kind": f"what faces the terminal: {', '.join(KINDS)}", "snr_db": "echo SNR (dB)"})
+  add_dataclass_arguments(s, FaceGeometry, helps={"distance_m": "nose-tip distance (m)"})
   _probe_args(s)
   s.set_defaults(func=_simulate)
   a = cmds.add_parser("analyze", help="acoustic liveness of a capture (JSON record)",
@@ -54,18 +60,19 @@ def _simulate(args) -> int:
   import jax
   import numpy as np
   from palmjax import echo
+  from palmjax.cli._config import dataclass_from_args
   from palmjax.io import atomic_path, check_output_path
   probe = _probe(args)
   check_output_path(args.output)
-  geom = echo.FaceGeometry(distance_m=args.distance)
-  sim = echo.simulate(jax.random.key(args.seed), geom,
-                      echo.SimConfig(probe=probe, kind=args.kind, snr_db=args.snr_db))
+  cfg = dataclass_from_args(echo.SimConfig, args, probe=probe)
+  sim = echo.simulate_capture(jax.random.key(args.seed),
+                              dataclass_from_args(echo.FaceGeometry, args), cfg)
   bt = echo.blink_times_of(sim)
   with atomic_path(args.output) as tmp:
     with open(tmp, "wb") as f:
       np.savez(f, samples=np.asarray(sim.samples), fs=probe.fs, blink_times=bt,
-               kind=args.kind)
-  print(f"wrote {args.output}: {args.kind}, {probe.n_samples} samples at {probe.fs:.0f} Hz, "
+               kind=cfg.kind)
+  print(f"wrote {args.output}: {cfg.kind}, {probe.n_samples} samples at {probe.fs:.0f} Hz, "
         f"{bt.size} blink(s)")
   return 0
 
@@ -96,7 +103,7 @@ def _analyze(args) -> int:
   for path in (args.json, args.plot):
     if path:
       check_output_path(path)
-  samples, fs, bt = _load(args.input, args.fs)
+  samples, fs, bt = _load(args.input, probe.fs)
   if args.blink_times is not None:
     bt = args.blink_times
   cfg = echo.LivenessConfig(analysis=echo.AnalysisConfig(probe=probe))

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
   q.add_argument("--seed", type=int, default=0)
   q.add_argument("--identity", type=int, default=0, help="first identity number")
   q.add_argument("--no-echo", action="store_true", help="do not simulate the echo")
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.face.session import SessionConfig
+  add_dataclass_arguments(q, SessionConfig, skip=("echo",))  # --no-echo
   q.set_defaults(func=_simulate)
 
   t = s.add_parser("train", help="train the three cue classifiers on simulated sessions "
@@ -37,7 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "lighting (F4) classifiers; export them to --out.")
   t.add_argument("--out", required=True,
                  help="export directory (e.g. checkpoints/face_cues_sim)")
-  from palmjax.cli._config import add_dataclass_arguments
   from palmjax.face.train import FaceTrainConfig
   add_dataclass_arguments(t, FaceTrainConfig)
   t.set_defaults(func=_train)
@@ -53,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                  "models; for an .npz from `face simulate`, the shipped simulator models)")
   c.add_argument("--no-acoustic", action="store_true",
                  help="the terminal has no acoustic hardware")
-  c.add_argument("--similarity-threshold", type=float, default=None)
   c.add_argument("--indent", type=int, default=2)
+  from palmjax.face.check import FaceCheckConfig
+  add_dataclass_arguments(c, FaceCheckConfig, skip=("acoustic_hardware",))  # --no-acoustic
   c.set_defaults(func=_check)
 
   v = s.add_parser("liveness", help="image liveness of stills, frame folders or videos "
@@ -67,16 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
   v.add_argument("inputs", nargs="+", metavar="INPUT",
                  help="image file (PNG/JPEG/BMP/TIFF/NPY), folder of frames or video")
   v.add_argument("--models", help="cue model directory (default: shipped, trained on NUAA)")
-  from palmjax.face.session_io import DEFAULT_MAX_FRAMES, DEFAULT_MAX_SIDE
-  v.add_argument("--max-frames", type=int, default=DEFAULT_MAX_FRAMES,
-                 help=f"frames kept from a video or folder (default {DEFAULT_MAX_FRAMES})")
-  v.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
-                 help=f"frames are downscaled on decode to this longer side (default "
-                      f"{DEFAULT_MAX_SIDE})")
   v.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface")
   v.add_argument("--threshold", type=float, default=None,
                  help="image probability needed for 'live' (default: the models' own, "
                       "chosen on development data)")
+  from palmjax.face.liveness import LivenessConfig
+  add_dataclass_arguments(v, LivenessConfig, helps={
+      "max_frames": "frames kept from a video or folder",
+      "max_side": "frames are downscaled on decode to this longer side",
+      "fps": "frame rate of a frame folder without session.json"})
   v.set_defaults(func=_liveness)
 
 
@@ -84,6 +86,7 @@ def _simulate(args: argparse.Namespace) -> int:
   import jax
 
   from palmjax.errors import InputError
+  from palmjax.cli._config import dataclass_from_args
   from palmjax.face import session as S
   from palmjax.face.session_io import save_npz
   from palmjax.face.simulate import simulate_session
@@ -95,7 +98,7 @@ def _simulate(args: argparse.Namespace) -> int:
     raise InputError(f"--n must be >= 1 (sessions per kind), got {args.n}")
   check_output_path(args.out, folder=True)
   os.makedirs(args.out, exist_ok=True)
-  cfg = S.SessionConfig(echo=not args.no_echo)
+  cfg = dataclass_from_args(S.SessionConfig, args, echo=not args.no_echo)
   for kind in args.kinds:
     for i in range(args.n):
       key = jax.random.fold_in(jax.random.fold_in(jax.random.key(args.seed),
@@ -116,10 +119,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-  import dataclasses
-
   from palmjax.errors import InputError
-  from palmjax.face import FaceCheckConfig, check, load_models, load_session
+  from palmjax.cli._config import dataclass_from_args
+  from palmjax.face import FaceCheckConfig, check_session, load_models, load_session
   sess = load_session(args.session)
   enrolled = sess.enrolled
   if args.enrolled:
@@ -127,14 +129,12 @@ def _check(args: argparse.Namespace) -> int:
     enrolled = load_image(args.enrolled, channels=3).pixels
   if enrolled is None:
     raise InputError(f"{args.session}: no enrolled image; pass --enrolled IMG")
-  cfg = FaceCheckConfig(acoustic_hardware=not args.no_acoustic)
-  if args.similarity_threshold is not None:
-    cfg = dataclasses.replace(cfg, similarity_threshold=args.similarity_threshold)
+  cfg = dataclass_from_args(FaceCheckConfig, args, acoustic_hardware=not args.no_acoustic)
   models = args.models
   if models is None and str(args.session).lower().endswith(".npz"):
     from palmjax.face import sim_models_path
     models = sim_models_path()
-  rec = check(sess, enrolled, load_models(models), cfg)
+  rec = check_session(sess, enrolled, load_models(models), cfg)
   print(rec.to_json(indent=args.indent or None))
   return 0
 
@@ -144,14 +144,16 @@ def _liveness(args: argparse.Namespace) -> int:
   import json
   import sys
 
+  from palmjax.cli._config import dataclass_from_args
   from palmjax.errors import InputError
   from palmjax.face import load_models
   from palmjax.face.detect import DetectorConfig
   from palmjax.face.liveness import LivenessConfig, assess, load_frames
-  if args.max_frames < 1:
-    raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
-  if args.max_side < 16:
-    raise InputError(f"--max-side must be >= 16 pixels, got {args.max_side}")
+  cfg = dataclass_from_args(LivenessConfig, args, detector=DetectorConfig(backend=args.detector))
+  if cfg.max_frames < 1:
+    raise InputError(f"--max-frames must be >= 1, got {cfg.max_frames}")
+  if cfg.max_side < 16:
+    raise InputError(f"--max-side must be >= 16 pixels, got {cfg.max_side}")
   models = load_models(args.models)
   if not models.face_size:
     raise InputError(f"{args.models}: these cue models were trained on simulated whole-"
@@ -161,8 +163,7 @@ def _liveness(args: argparse.Namespace) -> int:
     if not 0.0 < args.threshold < 1.0:
       raise InputError(f"--threshold must lie in (0, 1), got {args.threshold}")
     fusion = dataclasses.replace(fusion, image_threshold=args.threshold)
-  cfg = LivenessConfig(detector=DetectorConfig(backend=args.detector), fusion=fusion,
-                       max_frames=args.max_frames, max_side=args.max_side)
+  cfg = dataclasses.replace(cfg, fusion=fusion)
   failed = 0
   for path in args.inputs:
     try:

@@ -20,16 +20,16 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--n", type=int, required=True, help="number of samples")
   p.add_argument("--out", required=True, help="output directory (created)")
   p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
-  p.add_argument("--size", type=int, default=128, help="HR image size (default 128)")
-  p.add_argument("--scale", type=int, default=2, help="LR factor (default 2)")
   p.add_argument("--batch", type=int, default=64, help="samples per call (default 64)")
-  p.add_argument("--live-fraction", type=float, default=0.5,
-                 help="probability of a live sample (default 0.5)")
   p.add_argument("--sheet", metavar="PNG",
                  help="also write a contact sheet (each attack kind at HR and LR)")
-  p.add_argument("--style", default="v1",
-                 help="simulator look: v1 (the shipped classifier's) or v2 (calibrated "
-                 "against real radiographs); default v1")
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.data.palm_xray import PalmXrayConfig
+  add_dataclass_arguments(p, PalmXrayConfig, helps={
+      "size": "HR image size", "scale": "LR factor",
+      "live_fraction": "probability of a live sample",
+      "style": "simulator look: v1 (the shipped classifier's) or v2 (calibrated against "
+               "real radiographs)"})
   p.set_defaults(func=_simulate)
 
 
@@ -49,16 +49,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train_sr(sub: argparse._SubParsersAction) -> None:
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.palm.sr import PalmSRConfig
   p = sub.add_parser("train-sr", help="train the palm SRCNN on simulated capture pairs",
                      description="Fine-tune SRCNN (from the shipped natural-image model of "
                      "the same scale) on simulated (LR capture, HR capture) pairs (P3).")
-  p.add_argument("--workdir", default="runs/palm_sr")
+  p.add_argument("--workdir", default="runs/palm_sr", help="run directory (default: %(default)s)")
   p.add_argument("--export", metavar="DIR", help="export the best model there")
-  p.add_argument("--scale", type=int, default=2)
-  p.add_argument("--size", type=int, default=128)
-  p.add_argument("--n-train", type=int, default=512)
-  p.add_argument("--num-steps", type=int, default=1000)
-  p.add_argument("--seed", type=int, default=0)
+  add_dataclass_arguments(p, PalmSRConfig)
   p.set_defaults(func=_train_sr)
 
 
@@ -117,8 +115,10 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--classifier", help="classifier to tune (default: shipped)")
   p.add_argument("--publish-to", help="destination (default: --classifier itself)")
   p.add_argument("--workdir", default="runs/palm_tune")
-  p.add_argument("--num-steps", type=int, default=300)
   p.add_argument("--json", metavar="PATH")
+  from palmjax.cli._config import add_dataclass_arguments
+  from palmjax.palm.tune import TuneConfig
+  add_dataclass_arguments(p, TuneConfig)
   p.set_defaults(func=_tune)
 
 
@@ -174,9 +174,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_sr(args: argparse.Namespace) -> int:
-  from palmjax.palm.sr import train_palm_sr
-  _, s = train_palm_sr(args.workdir, scale=args.scale, size=args.size, n_train=args.n_train,
-                       num_steps=args.num_steps, seed=args.seed, export_to=args.export)
+  from palmjax.cli._config import dataclass_from_args
+  from palmjax.palm.sr import PalmSRConfig, train_palm_sr
+  _, s = train_palm_sr(args.workdir, dataclass_from_args(PalmSRConfig, args),
+                       export_to=args.export)
   print(f"best validation PSNR {s['best_val_psnr']:.2f} dB")
   return 0
 
@@ -270,13 +271,14 @@ def _tune(args: argparse.Namespace) -> int:
   from palmjax.errors import InputError
   from palmjax.io import atomic_path, check_output_path
   from palmjax.palm.detector import default_classifier_path
+  from palmjax.cli._config import dataclass_from_args
   from palmjax.palm.tune import TuneConfig, tune
   if args.num_steps < 1:
     raise InputError(f"--num-steps must be >= 1, got {args.num_steps}")
   if args.json:
     check_output_path(args.json)
   clf = args.classifier or str(default_classifier_path())
-  r = tune(args.store, clf, args.workdir, config=TuneConfig(num_steps=args.num_steps),
+  r = tune(args.store, clf, args.workdir, config=dataclass_from_args(TuneConfig, args),
            publish_to=args.publish_to)
   b, a = r["before"], r["after"]
   print("| | ACER | APCER worst | BPCER | field mistakes now correct |")
@@ -312,8 +314,8 @@ def _simulate(args: argparse.Namespace) -> int:
     raise InputError(f"--n must be >= 1, got {args.n}")
   if args.batch < 1:
     raise InputError(f"--batch must be >= 1, got {args.batch}")
-  cfg = palm_xray.PalmXrayConfig(size=args.size, scale=args.scale,
-                                 live_fraction=args.live_fraction, style=args.style)
+  from palmjax.cli._config import dataclass_from_args
+  cfg = dataclass_from_args(palm_xray.PalmXrayConfig, args)
   out = os.path.abspath(check_output_path(args.out, folder=True))
   if args.sheet:
     check_output_path(args.sheet)

@@ -99,7 +99,7 @@ def _sr_stage(args: argparse.Namespace, prog: Progress) -> None:
   from palmjax.plotting import side_by_side
   from palmjax.sr.evaluate import evaluate_pool, summarize
   from palmjax.sr.inference import default_checkpoint, load_model, super_resolve
-  from palmjax.sr.train import SRTrainConfig, train
+  from palmjax.sr.train import SRTrainConfig, train_srcnn
 
   out = os.path.join(args.out, "sr")
   os.makedirs(out, exist_ok=True)
@@ -116,7 +116,7 @@ def _sr_stage(args: argparse.Namespace, prog: Progress) -> None:
   with prog.step(f"demonstration SRCNN x3 training, {args.sr_steps} steps (resumes a "
                  "previous run)"):
     try:
-      _, summary = train(cfg, run_dir, progress=False, log=lambda x: prog.say("  " + x),
+      _, summary = train_srcnn(cfg, run_dir, progress=False, log=lambda x: prog.say("  " + x),
                          on_sync=on_sync)
     except InputError as e:
       if "different config" not in str(e):
@@ -289,7 +289,7 @@ def _face_stage(args: argparse.Namespace, prog: Progress) -> list | None:
       if drop_echo:
         sess = dataclasses.replace(sess, recording=None)
       c = dataclasses.replace(cfg, acoustic_hardware=hardware)
-      results.append((label, face.check(sess, enrolled, models, c)))
+      results.append((label, face.check_session(sess, enrolled, models, c)))
   print("\n  (simulated attacks differ from a live face in colour, so F1 alone stops them when "
         "the enrolment is the user's own face; the print enrolled from itself shows the "
         "liveness stages F2-F7 at work)")

@@ -71,10 +71,10 @@ def _check_scale(scale: int) -> None:
 
 def _train(args: argparse.Namespace) -> int:
   from palmjax.parallel import initialize_distributed
-  from palmjax.sr.train import SRTrainConfig, train
+  from palmjax.sr.train import SRTrainConfig, train_srcnn
   initialize_distributed(args)  # multi-host when flags/env name a coordinator; else no-op
   cfg = dataclass_from_args(SRTrainConfig, args)
-  _, summary = train(cfg, args.workdir, export_to=args.export,
+  _, summary = train_srcnn(cfg, args.workdir, export_to=args.export,
                      progress=not args.no_progress)
   print(f"stopped by {summary['stopped_by']} at step {summary['final_step']}; best "
         f"validation PSNR {summary['best_val_psnr']:.2f} dB")

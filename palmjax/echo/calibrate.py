@@ -32,9 +32,9 @@ class CalibrationResult:
   table: list[dict[str, Any]]
 
 
-def calibrate(sessions: Mapping[str, Sequence[EchoFeatures]],
-              grid: Mapping[str, Sequence[Any]],
-              config: LivenessConfig = LivenessConfig()) -> CalibrationResult:
+def calibrate_presets(sessions: Mapping[str, Sequence[EchoFeatures]],
+                      grid: Mapping[str, Sequence[Any]],
+                      config: LivenessConfig = LivenessConfig()) -> CalibrationResult:
   """Chooses ``FusionConfig`` fields on a development split.
 
   Args:

@@ -40,7 +40,7 @@ class FusionConfig:
   """Every preset of the acoustic rules.
 
   The defaults of the deviation, breathing and F7 presets were chosen with
-  :func:`palmjax.echo.calibrate.calibrate` on a development split of simulated sessions
+  :func:`palmjax.echo.calibrate.calibrate_presets` on a development split of simulated sessions
   (seed 1000, 24 per kind at 20 and 10 dB SNR; disjoint from the experiment's seed 0).
   On that split the regions' pulse *frequency* spread was estimation noise only (a live
   face has one heart rate), so ``min_frequency_deviation_hz`` sits above the width of the

@@ -19,7 +19,7 @@ Spoofs:
 The core is one jitted function of ``(key, geometry, config)``; geometry and config are
 frozen (hashable, static) dataclasses, per-session randomness (depth jitter, rhythm
 frequencies, amplitudes, phases, blink times, multipath, noise) comes from the key, so
-``jax.vmap(lambda k: simulate(k, geometry, config))(keys)`` makes a batch of sessions.
+``jax.vmap(lambda k: simulate_capture(k, geometry, config))(keys)`` makes a batch of sessions.
 Rendering is per frame in the frequency domain, so fractional delays are exact.
 """
 
@@ -238,8 +238,8 @@ def _simulate(key: jax.Array, geometry: FaceGeometry, config: SimConfig) -> Simu
       blink_valid=bvalid, depths_m=depths, displacement_m=motion)
 
 
-def simulate(key: jax.Array, geometry: FaceGeometry = FaceGeometry(),
-             config: SimConfig = SimConfig()) -> Simulation:
+def simulate_capture(key: jax.Array, geometry: FaceGeometry = FaceGeometry(),
+                     config: SimConfig = SimConfig()) -> Simulation:
   """Simulates one capture session (vmappable over ``key``).
 
   Args:

@@ -10,11 +10,11 @@
 * :mod:`~palmjax.face.cues`: F2-F4 features and calibrated optax classifiers;
 * :mod:`~palmjax.face.fusion`: F5 image fusion;
 * :mod:`~palmjax.face.decision`: F8 and the auditable :class:`DecisionRecord`;
-* :mod:`~palmjax.face.check`: ``check(session, enrolled, models, config)``;
+* :mod:`~palmjax.face.check`: ``check_session(session, enrolled, models, config)``;
 * :mod:`~palmjax.face.train`: training the cue classifiers on simulated sessions.
 """
 
-from palmjax.face.check import (FaceCheckConfig, FaceModels, check, default_models_path,
+from palmjax.face.check import (FaceCheckConfig, FaceModels, check_session, default_models_path,
                                 load_models, sim_models_path, validate_session)
 from palmjax.face.cues import (CUES, CueClassifierConfig, CueModel, FeatureConfig,
                                cue_features)
@@ -27,15 +27,15 @@ from palmjax.face.similarity import (LBP_EMBEDDING, Embedding, FaceDescriptorCon
                                      LBPDescriptorConfig, SimilarityCalibration,
                                      calibrate_similarity, chi_square, chroma_descriptor,
                                      face_descriptor, face_distance, lbp_chroma_embedding,
-                                     lbp_descriptor, session_distance, similarity)
+                                     lbp_descriptor, session_distance, similarity_score)
 
 __all__ = [
     "ATTACK_KINDS", "CUES", "CueClassifierConfig", "CueModel", "DecisionConfig",
     "DecisionRecord", "Embedding", "FaceCheckConfig", "FaceModels", "FeatureConfig",
     "ImageFusion", "ImageFusionConfig", "KINDS", "LBPDescriptorConfig", "LBP_EMBEDDING",
-    "OUTCOMES", "Session", "SessionConfig", "check", "chi_square", "cue_features",
+    "OUTCOMES", "Session", "SessionConfig", "check_session", "chi_square", "cue_features",
     "default_models_path", "fuse_image", "lbp_descriptor", "lighting_accuracy",
-    "load_models", "sim_models_path", "load_session", "region_offsets_m", "render", "similarity",
+    "load_models", "sim_models_path", "load_session", "region_offsets_m", "render", "similarity_score",
     "simulate_batch", "simulate_session", "validate_session",
     "FaceDescriptorConfig", "SimilarityCalibration", "calibrate_similarity",
     "chroma_descriptor", "face_descriptor", "face_distance", "lbp_chroma_embedding",

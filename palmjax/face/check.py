@@ -1,4 +1,4 @@
-"""``check(session, enrolled, models, config) -> DecisionRecord``: the face terminal, F1-F8.
+"""``check_session(session, enrolled, models, config) -> DecisionRecord``: the face terminal, F1-F8.
 
 input checks -> F1 similarity gate -> F2-F4 cue probabilities -> F5 image fusion ->
 (image pass: proceed) | (no acoustic hardware: paused) | (no echo: recapture) |
@@ -26,7 +26,7 @@ from palmjax.face.decision import DecisionConfig, DecisionRecord, decide_acousti
 from palmjax.face.detect import DetectorConfig
 from palmjax.face.fusion import ImageFusionConfig, fuse_image, sigmoid
 from palmjax.face.session import Session, check_frames
-from palmjax.face.similarity import LBP_EMBEDDING, Embedding, similarity
+from palmjax.face.similarity import LBP_EMBEDDING, Embedding, similarity_score
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,8 +171,8 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
   return np.clip(np.asarray(bicubic_resize(x, size, size)), 0, 1)
 
 
-def check(session: Session, enrolled: Any, models: FaceModels | None = None,
-          config: FaceCheckConfig = FaceCheckConfig()) -> DecisionRecord:
+def check_session(session: Session, enrolled: Any, models: FaceModels | None = None,
+                  config: FaceCheckConfig = FaceCheckConfig()) -> DecisionRecord:
   """Runs the face-terminal pipeline on one session (see the module docstring)."""
   frames, ts, enr = validate_session(session, enrolled)
   models = models if models is not None else load_models()
@@ -200,7 +200,7 @@ def check(session: Session, enrolled: Any, models: FaceModels | None = None,
     frames = _resize(frames, config.model_size)
     enr = _resize(enr, config.model_size)
   # F1
-  rec.similarity = float(similarity(frames, enr, models.embedding))
+  rec.similarity = float(similarity_score(frames, enr, models.embedding))
   if rec.similarity < config.similarity_threshold:
     rec.reason = (f"face does not match the enrolled image: similarity {rec.similarity:.3f} "
                   f"< {config.similarity_threshold}")

@@ -3,7 +3,7 @@
 A :class:`Session` is what the terminal captured: consecutive colour face frames
 ``[T, H, W, 3]`` in [0, 1], their timestamps (seconds), optionally an ultrasonic echo
 recording (:class:`palmjax.echo.Recording`), the blink times the camera saw and, when the
-session file carries it, the user's enrolled image. :func:`palmjax.face.check` takes the
+session file carries it, the user's enrolled image. :func:`palmjax.face.check_session` takes the
 enrolled image as a separate argument.
 
 This module holds only the types, the kind/region names and the validation; it imports

@@ -21,7 +21,7 @@ def load_frames_dir(directory: str | os.PathLike, *, fps: float | None = None) -
   The folder may hold ``session.json`` with ``timestamps`` (s, one per frame) or ``fps``,
   optional ``blink_times``, and ``echo`` (``{"file": "echo.npy", "fs": 96000}``). Without
   timestamps and without ``fps`` the session has ``timestamps=None`` (rejected by
-  :func:`palmjax.face.check` with a clear message).
+  :func:`palmjax.face.check_session` with a clear message).
   """
   from palmjax.io import list_images, load_image
   d = os.fspath(directory)

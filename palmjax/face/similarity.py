@@ -4,7 +4,8 @@ skin chromaticity, with a calibrated distance -> similarity map.
 The default embedding (:data:`LBP_EMBEDDING`, ``"lbp_chroma"``) describes a face image by
 
 * a grid of uniform-LBP histograms of the blurred BT.601 luma of a central crop
-  (:func:`lbp_descriptor` on :func:`palmjax.kernels.lbp` / :func:`palmjax.kernels.lbp_histogram`),
+  (:func:`lbp_descriptor` on :func:`palmjax.kernels.local_binary_pattern` /
+  :func:`palmjax.kernels.lbp_histogram`),
   compared with the chi-square distance averaged over cells (:func:`chi_square`, in [0, 2]);
 * the skin chromaticity of the face centre (:func:`chroma_descriptor`): the medians of
   ``log(R / G)`` and ``log(B / G)`` over the crop's pixels. Shading, exposure and the
@@ -43,7 +44,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from palmjax.errors import InputError, check_finite
-from palmjax.kernels import gaussian_blur, lbp, lbp_histogram, lbp_n_bins, rgb_to_luma
+from palmjax.kernels import (gaussian_blur, lbp_histogram, lbp_n_bins, local_binary_pattern,
+                             rgb_to_luma)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +104,7 @@ def lbp_descriptor(image: ArrayLike, config: LBPDescriptorConfig = LBPDescriptor
   if config.blur_sigma > 0:
     x = gaussian_blur(x, config.blur_sigma)
   grey = jnp.round(rgb_to_luma(jnp.clip(x, 0, 1))[..., 0] * 255)
-  codes = lbp(grey, config.points, config.radius, "uniform")
+  codes = local_binary_pattern(grey, config.points, config.radius, "uniform")
   return np.asarray(lbp_histogram(codes, lbp_n_bins(config.points, "uniform"),
                                   grid=config.grid))
 
@@ -242,8 +244,8 @@ def session_distance(frames: ArrayLike, enrolled: ArrayLike,
   return float(embedding.distance(np.mean(fe, axis=0), e))
 
 
-def similarity(frames: ArrayLike, enrolled: ArrayLike,
-               embedding: Embedding = LBP_EMBEDDING) -> float:
+def similarity_score(frames: ArrayLike, enrolled: ArrayLike,
+                     embedding: Embedding = LBP_EMBEDDING) -> float:
   """Similarity in [0, 1] between a session (mean over its frames' descriptors) and the
   enrolled image."""
   return float(embedding.to_similarity(session_distance(frames, enrolled, embedding)))

@@ -20,8 +20,8 @@ image and echo agree:
 * ``impostor``: a live session of a *different* identity (the enrolled image is the claimed
   user's).
 
-The echo (when asked for) comes from :func:`palmjax.echo.simulate` with the face's own region
-depths (:func:`region_offsets_m`) and the matching echo kind (live, photo, screen, mask,
+The echo (when asked for) comes from :func:`palmjax.echo.simulate_capture` with the face's own
+region depths (:func:`region_offsets_m`) and the matching echo kind (live, photo, screen, mask,
 live); the frames show that echo's blinks, so eye frames can be dropped consistently.
 
 The rendering core is jitted once per config (the kind is a traced branch index) and
@@ -458,7 +458,7 @@ def simulate_session(key: jax.Array, kind: str, config: SessionConfig = SessionC
           params, metres_per_unit=config.metres_per_unit,
           quantum_m=config.echo_depth_quantum_m))
     ecfg = echo_config if echo_config is not None else echo.SimConfig()
-    sim = echo.simulate(ke, geo, dataclasses.replace(ecfg, kind=ekind))
+    sim = echo.simulate_capture(ke, geo, dataclasses.replace(ecfg, kind=ekind))
     recording = echo.Recording(np.asarray(sim.samples), ecfg.probe.fs)
     bt, bv = sim.blink_times, sim.blink_valid
   else:

@@ -8,7 +8,8 @@ from palmjax.kernels.color import (hsv_to_rgb, rgb_to_hsv, rgb_to_luma, rgb_to_y
 from palmjax.kernels.filters import (correlate1d, gaussian_blur, gaussian_kernel1d,
                                      separable_filter)
 from palmjax.kernels.flow import FlowResult, FlowStatistics, flow_statistics, lucas_kanade
-from palmjax.kernels.lbp import color_lbp_features, lbp, lbp_histogram, lbp_n_bins
+from palmjax.kernels.lbp import (color_lbp_features, lbp_histogram, lbp_n_bins,
+                                 local_binary_pattern)
 from palmjax.kernels.moments import ColorMoments, color_moment_features, color_moments
 from palmjax.kernels.resize import bicubic_degrade, bicubic_resize, modcrop
 from palmjax.kernels.spectral import (FrequencyEstimate, Peaks, estimate_frequency,
@@ -29,7 +30,7 @@ __all__ = [
     "gaussian_blur",
     "gaussian_kernel1d",
     "hsv_to_rgb",
-    "lbp",
+    "local_binary_pattern",
     "lbp_histogram",
     "lbp_n_bins",
     "lucas_kanade",

@@ -1,7 +1,7 @@
 """Local binary patterns (Ojala et al. 2002) with scikit-image's exact semantics.
 
-``lbp`` reproduces ``skimage.feature.local_binary_pattern`` (methods ``default``, ``ror``,
-``uniform``, ``nri_uniform``, ``var``): neighbour ``i`` of ``P`` sits at
+``local_binary_pattern`` reproduces ``skimage.feature.local_binary_pattern`` (methods
+``default``, ``ror``, ``uniform``, ``nri_uniform``, ``var``): neighbour ``i`` of ``P`` sits at
 ``(r - R sin(2 pi i / P), c + R cos(2 pi i / P))`` with both offsets rounded to 5 decimals,
 is sampled bilinearly with skimage's floor/ceil weights, and reads 0 outside the image
 (skimage's ``mode='C', cval=0``); bit ``i`` is ``sample - centre >= 0``.
@@ -42,7 +42,7 @@ METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
 
 
 def lbp_n_bins(P: int, method: str = "uniform") -> int:
-  """Number of distinct codes of ``lbp(..., P, R, method)`` (the histogram length)."""
+  """Number of distinct codes of ``local_binary_pattern(..., P, R, method)`` (histogram length)."""
   if method in ("default", "ror"):
     return 2 ** P
   if method == "uniform":
@@ -172,7 +172,8 @@ def _as_image(image: ArrayLike, name: str = "image") -> jax.Array:
   return x.astype(_compute_dtype(x.dtype))
 
 
-def lbp(image: ArrayLike, P: int = 8, R: float = 1.0, method: str = "default") -> jax.Array:
+def local_binary_pattern(image: ArrayLike, P: int = 8, R: float = 1.0,
+                         method: str = "default") -> jax.Array:
   """Local binary pattern codes of a grey image, as ``skimage.feature.local_binary_pattern``.
 
   Args:
@@ -282,8 +283,8 @@ def color_lbp_features(image: ArrayLike, *, P: int = 8, R: float = 1.0,
   Following Boulkenafet, Komulainen & Hadid (2016, "Face spoofing detection using
   colour texture analysis"): the RGB face crop is converted to each colour space in
   ``spaces`` (``hsv``, ``ycbcr``, ``rgb``), every channel is quantised to 8-bit levels,
-  coded with ``lbp(P, R, method)`` and histogrammed per grid cell; all histograms are
-  concatenated.
+  coded with ``local_binary_pattern(P, R, method)`` and histogrammed per grid cell; all
+  histograms are concatenated.
 
   Args:
     image: ``[..., H, W, 3]`` RGB in [0, 1] (integer images are scaled by their range).

@@ -8,6 +8,7 @@ natural-image SRCNN of the same scale when there is one (fine-tuning).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Callable
 
@@ -16,8 +17,9 @@ import numpy as np
 
 from palmjax.data import palm_xray
 from palmjax.data.images import PairPool
+from palmjax.errors import InputError
 from palmjax.sr.inference import default_checkpoint
-from palmjax.sr.train import SRTrainConfig, train
+from palmjax.sr.train import SRTrainConfig, train_srcnn
 
 
 def palm_pairs(key: jax.Array, n: int, sim: palm_xray.PalmXrayConfig, *,
@@ -30,20 +32,38 @@ def palm_pairs(key: jax.Array, n: int, sim: palm_xray.PalmXrayConfig, *,
   return PairPool(list(up), list(d["hr"]), [f"palm{i:05d}" for i in range(n)], sim.scale)
 
 
-def train_palm_sr(workdir: str | os.PathLike, *, scale: int = 2, size: int = 128,
-                  n_train: int = 512, n_val: int = 32, num_steps: int = 1000,
-                  seed: int = 0, export_to: str | None = None, progress: bool = True,
+@dataclasses.dataclass(frozen=True)
+class PalmSRConfig:
+  """What a palm SRCNN run depends on (``palmjax palm train-sr`` flags)."""
+
+  scale: int = 2  # LR capture factor (the simulator's and the network's)
+  size: int = 128  # HR capture size (pixels)
+  n_train: int = 512  # simulated training pairs
+  n_val: int = 32  # simulated validation pairs
+  num_steps: int = 1000
+  seed: int = 0
+
+  def __post_init__(self):
+    for name in ("n_train", "n_val", "num_steps"):
+      if getattr(self, name) < 1:
+        raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def train_palm_sr(workdir: str | os.PathLike, cfg: PalmSRConfig = PalmSRConfig(), *,
+                  export_to: str | None = None, progress: bool = True,
                   log: Callable[[str], None] | None = None) -> tuple[Any, dict]:
-  """Trains (resumably) the palm SRCNN; returns ``(state, summary)`` like ``sr.train.train``."""
-  sim = palm_xray.PalmXrayConfig(size=size, scale=scale)
-  k_train, k_val = jax.random.split(jax.random.key(seed))
-  init = default_checkpoint(scale)
-  cfg = SRTrainConfig(scale=scale, patch_size=32, batch_size=16, num_steps=num_steps,
-                      learning_rate=3e-4, warmup_steps=20, eval_every=max(num_steps // 4, 1),
-                      save_every=max(num_steps // 4, 1), seed=seed,
-                      train_dirs=(f"simulated:palm_xray:n={n_train}:seed={seed}",),
-                      val_dir=f"simulated:palm_xray:n={n_val}:seed={seed}",
-                      init_from=str(init) if init.exists() else None)
-  return train(cfg, workdir, export_to=export_to, progress=progress, log=log,
-               train_pool=palm_pairs(k_train, n_train, sim, progress=progress),
-               val_pool=palm_pairs(k_val, n_val, sim))
+  """Trains (resumably) the palm SRCNN; returns ``(state, summary)`` like
+  :func:`palmjax.sr.train.train_srcnn`."""
+  sim = palm_xray.PalmXrayConfig(size=cfg.size, scale=cfg.scale)
+  k_train, k_val = jax.random.split(jax.random.key(cfg.seed))
+  init = default_checkpoint(cfg.scale)
+  every = max(cfg.num_steps // 4, 1)
+  sr_cfg = SRTrainConfig(scale=cfg.scale, patch_size=32, batch_size=16,
+                         num_steps=cfg.num_steps, learning_rate=3e-4, warmup_steps=20,
+                         eval_every=every, save_every=every, seed=cfg.seed,
+                         train_dirs=(f"simulated:palm_xray:n={cfg.n_train}:seed={cfg.seed}",),
+                         val_dir=f"simulated:palm_xray:n={cfg.n_val}:seed={cfg.seed}",
+                         init_from=str(init) if init.exists() else None)
+  return train_srcnn(sr_cfg, workdir, export_to=export_to, progress=progress, log=log,
+                     train_pool=palm_pairs(k_train, cfg.n_train, sim, progress=progress),
+                     val_pool=palm_pairs(k_val, cfg.n_val, sim))

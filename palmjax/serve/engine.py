@@ -180,11 +180,11 @@ class Engine:
     return out
 
   def run_face(self, job: FaceJob) -> dict[str, Any]:
-    from palmjax.face import FaceCheckConfig, check
+    from palmjax.face import FaceCheckConfig, check_session
     cfg = FaceCheckConfig(acoustic_hardware=job.acoustic_hardware)
     if job.similarity_threshold is not None:
       cfg = dataclasses.replace(cfg, similarity_threshold=job.similarity_threshold)
-    return check(job.session, job.enrolled, self.face, cfg).to_dict()
+    return check_session(job.session, job.enrolled, self.face, cfg).to_dict()
 
   def warm(self) -> None:
     """Compiles every palm bucket and the face cues once (what /readyz waits for)."""

@@ -174,7 +174,7 @@ def _val_paths(cfg: SRTrainConfig) -> list[str]:
   return images.folder_paths(cfg.val_dir)
 
 
-def train(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | None = None,
+def train_srcnn(cfg: SRTrainConfig, workdir: str | os.PathLike, *, export_to: str | None = None,
           progress: bool = True, log: Callable[[str], None] | None = None,
           on_sync: Callable[[int, dict[str, float]], None] | None = None,
           stop_after: int | None = None, train_pool: images.PairPool | None = None,
