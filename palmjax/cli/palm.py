@@ -273,13 +273,13 @@ def _tune(args: argparse.Namespace) -> int:
   from palmjax.palm.detector import default_classifier_path
   from palmjax.cli._config import dataclass_from_args
   from palmjax.palm.tune import TuneConfig, tune
-  if args.num_steps < 1:
-    raise InputError(f"--num-steps must be >= 1, got {args.num_steps}")
+  tcfg = dataclass_from_args(TuneConfig, args)
+  if tcfg.num_steps < 1:
+    raise InputError(f"--num-steps must be >= 1, got {tcfg.num_steps}")
   if args.json:
     check_output_path(args.json)
   clf = args.classifier or str(default_classifier_path())
-  r = tune(args.store, clf, args.workdir, config=dataclass_from_args(TuneConfig, args),
-           publish_to=args.publish_to)
+  r = tune(args.store, clf, args.workdir, config=tcfg, publish_to=args.publish_to)
   b, a = r["before"], r["after"]
   print("| | ACER | APCER worst | BPCER | field mistakes now correct |")
   print("|---|---:|---:|---:|---:|")
