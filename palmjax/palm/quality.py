@@ -118,9 +118,9 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
 # (a lead marker or text in the band takes a share of a line).
 # The run of such lines from an edge is a band only when it ends in a sharp straight edge,
 # its level is the frame's darkest or brightest, and that level is (all but
-# ``_FIELD_SHARE``) absent from the field inside all four runs: a
-# shutter's level does not occur in the open field, while a masked black (or grey,
-# uncollimated) background runs on between the fingers and around the wrist.
+# ``_FIELD_SHARE``) absent from the field inside all four runs: a shutter's level does not
+# occur in the open field, while a masked black (or grey, uncollimated) background runs on
+# between the fingers and around the wrist.
 _BAND_SHARE = 0.6
 _BAND_LEVEL = 0.03
 _FIELD_SHARE = 0.05
