@@ -54,6 +54,20 @@ def pytest_configure(config):
     os.environ[name.upper()] = str(value)  # the CLI subprocesses some tests start
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Drops JAX's compiled programs after each test module. The whole suite compiles
+  thousands of programs in one process; kept alive, their code mappings pile up until XLA's
+  compiler crashes (a segmentation fault in ``backend_compile_and_load`` near the end of a
+  clean-clone run, while every module passes on its own). Modules recompile what they use."""
+  yield
+  import gc
+
+  import jax
+  jax.clear_caches()
+  gc.collect()
+
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
