@@ -129,6 +129,14 @@ def _silence_restore_echoes() -> None:
 
   unraisable._palmjax_restore = True  # type: ignore[attr-defined]
   sys.unraisablehook = unraisable
+  # The same error raised in a tensorstore callback is printed through sys.excepthook.
+  excepthook = sys.excepthook
+
+  def excepthook_(tp, value, tb) -> None:
+    if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+      excepthook(tp, value, tb)
+
+  sys.excepthook = excepthook_
 
 
 @contextlib.contextmanager
@@ -139,11 +147,11 @@ def _restore_attempt() -> Iterator[None]:
   absl_log = logging.getLogger("absl")
   level = absl_log.level
   absl_log.setLevel(logging.CRITICAL)
+  # Installed before the attempt: the echoes of a failing read can be printed while the
+  # restore is still unwinding, before its exception reaches us.
+  _silence_restore_echoes()
   try:
     yield
-  except Exception:
-    _silence_restore_echoes()
-    raise
   finally:
     absl_log.setLevel(level)
 
