@@ -111,10 +111,11 @@ class _RestoreEchoFilter(logging.Filter):
 
 
 def _silence_restore_echoes() -> None:
-  """Installs (once) the filters for the echoes of a failed restore: the asyncio records
+  """Installs (once) the filters for the echoes of a failing restore: the asyncio records
   above, and the "Event loop is closed" RuntimeError that tensorstore callbacks raise into
-  Orbax's closed event loop afterwards (reported as unraisable exceptions). Called when a
-  restore has failed; its own exception is still the one reported."""
+  Orbax's closed event loop (reported as unraisable exceptions or through
+  ``sys.excepthook``). Installed before each restore attempt; the restore's own exception
+  is still the one reported. These are process-wide hooks, narrowed to those two echoes."""
   asyncio_log = logging.getLogger("asyncio")
   if not any(isinstance(f, _RestoreEchoFilter) for f in asyncio_log.filters):
     asyncio_log.addFilter(_RestoreEchoFilter())
