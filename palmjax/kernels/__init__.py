@@ -11,6 +11,7 @@ from palmjax.kernels.flow import FlowResult, FlowStatistics, flow_statistics, lu
 from palmjax.kernels.lbp import (color_lbp_features, lbp_histogram, lbp_n_bins,
                                  local_binary_pattern)
 from palmjax.kernels.moments import ColorMoments, color_moment_features, color_moments
+from palmjax.kernels.quantiles import image_quantiles
 from palmjax.kernels.resize import bicubic_degrade, bicubic_resize, modcrop
 from palmjax.kernels.spectral import (FrequencyEstimate, Peaks, estimate_frequency,
                                       fft_correlate, find_peaks, get_window, matched_filter,
@@ -28,6 +29,7 @@ __all__ = [
     "bicubic_resize",
     "correlate1d",
     "gaussian_blur",
+    "image_quantiles",
     "gaussian_kernel1d",
     "hsv_to_rgb",
     "local_binary_pattern",

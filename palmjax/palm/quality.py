@@ -43,6 +43,7 @@ from jax.typing import ArrayLike
 
 from palmjax.errors import check_image_array
 from palmjax.kernels.filters import gaussian_blur
+from palmjax.kernels.quantiles import image_quantiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +99,11 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
   x = jnp.asarray(images, jnp.float32)[..., 0]
   ok = jnp.ones(x.shape, bool) if valid is None else jnp.asarray(valid, bool)
   g = gaussian_blur(x[..., None], 1.0, mode="nearest")[..., 0]
-  gv = jnp.where(ok, g, jnp.nan)
-  lo = jnp.nanquantile(gv, 0.02, axis=(1, 2), keepdims=True)
-  hi = jnp.nanquantile(gv, 0.98, axis=(1, 2), keepdims=True)
+  lo, hi, third = image_quantiles(g, (0.02, 0.98, 0.33), ok)[:, :, None, None]
   rng = jnp.maximum(hi - lo, 1e-6)
   # Start from the darkest third (background in any radiograph with a hand in it), then
   # refit on everything within a small band above the current plane.
-  w = ok & (g <= jnp.nanquantile(gv, 0.33, axis=(1, 2), keepdims=True))
+  w = ok & (g <= third)
   plane = _plane_fit(g, w.astype(jnp.float32))
   for band in (0.15, 0.1):
     w = ok & (g - plane < band * rng)
@@ -163,8 +162,7 @@ def field_of_view(images: ArrayLike) -> jax.Array:
   n_in = jnp.maximum(jnp.sum(candidate, axis=(1, 2)), 1)
   # A shutter shows the frame's extreme level (black, or white when unexposed film is
   # displayed white); a run at a middle level (a grey field beside a black shutter) is not.
-  lo = jnp.quantile(x, 0.02, axis=(1, 2))
-  hi = jnp.quantile(x, 0.98, axis=(1, 2))
+  lo, hi = image_quantiles(x, (0.02, 0.98))
   widths = []
   for level, run in sides:
     at_level = jnp.abs(x - level[:, None, None]) < _BAND_LEVEL
