@@ -8,6 +8,7 @@ the module: loading and compiling it is the cost of these tests.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import json
 import os
@@ -317,13 +318,19 @@ def postgres_url():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def audit_store(request, tmp_path):
+def store_location(request, tmp_path):
+  """Where an empty audit store is: a SQLite file, or the throwaway PostgreSQL server."""
   if request.param == "sqlite":
-    return open_store(tmp_path / "a.sqlite")
-  s = open_store(request.getfixturevalue("postgres_url"))
-  s._execute("DROP TABLE IF EXISTS decisions")  # a fresh table per test
-  s.close()
-  return open_store(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "a.sqlite")
+  url = request.getfixturevalue("postgres_url")
+  with open_store(url) as s:
+    s._execute("DROP TABLE IF EXISTS decisions")  # a fresh table per test
+  return url
+
+
+@pytest.fixture
+def audit_store(store_location):
+  return open_store(store_location)
 
 
 def test_audit_store_round_trip(audit_store):
@@ -348,20 +355,24 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_sigkill_under_load_loses_no_answered_decision(files, tmp_path):
+@contextlib.contextmanager
+def _served(files, tmp_path, store):
+  """``palmjax serve --store STORE`` (uvicorn) in a subprocess on a free port, once it
+  answers /healthz; yields its URL and the process, kills it on the way out."""
   import httpx
   port = _free_port()
-  store = tmp_path / "audit.sqlite"
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "palmjax", "serve", "--port", str(port), "--store", str(store),
-       "--keys", str(files["keys"]), "--max-batch", "2", "--rate", "1000", "--lazy",
-       "--field-store", str(tmp_path / "f.sqlite")],
-      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  log = tmp_path / "serve.log"
+  with open(log, "wb") as err:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "palmjax", "serve", "--port", str(port), "--store", str(store),
+         "--keys", str(files["keys"]), "--max-batch", "2", "--rate", "1000", "--lazy",
+         "--field-store", str(tmp_path / "f.sqlite")],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
   url = f"http://127.0.0.1:{port}"
   try:
     deadline = time.monotonic() + 120
     while True:
-      assert proc.poll() is None, proc.stderr.read().decode()
+      assert proc.poll() is None, log.read_text()[-3000:]
       try:
         if httpx.get(url + "/healthz", timeout=1).status_code == 200:
           break
@@ -369,6 +380,44 @@ def test_sigkill_under_load_loses_no_answered_decision(files, tmp_path):
         pass
       assert time.monotonic() < deadline, "server not ready in 120 s"
       time.sleep(0.25)
+    yield url, proc
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait(10)
+
+
+@pytest.mark.parametrize("store_location", ["postgresql"], indirect=True)
+def test_a_server_on_postgresql_audits_and_lists_its_answers(files, tmp_path, store_location):
+  import httpx
+  with _served(files, tmp_path, store_location) as (url, _):
+    with httpx.Client(base_url=url, timeout=120) as c:
+      answers = [c.post("/v1/palm/detect", content=files["pngs"][i],
+                        params={"filename": f"c{i}.png"},
+                        headers={**_h(files, who), "Content-Type": "image/png"})
+                 for i, who in ((0, "t1"), (1, "t2"))]
+      assert [r.status_code for r in answers] == [200, 200], answers[0].text
+      got = [r.json() for r in answers]
+      rids = [g.pop("request_id") for g in got]
+      with open_store(store_location) as s:  # committed before the answer was sent
+        audited = [s.get(rid) for rid in rids]
+      for a, g, key in zip(audited, got, ("t1", "t2")):
+        assert (a.kind, a.key_id, a.decision, a.record) == ("palm", key, g["decision"], g)
+        assert a.probability == pytest.approx(g["probability"]) and a.capture.shape == (64, 64, 1)
+      assert g["source"] == "c1.png" and set(a.models) >= {"palm_classifier"}
+      h = _h(files, "r1")
+      listed = c.get("/v1/records", params={"limit": 5}, headers=h).json()
+      assert [x["id"] for x in listed] == rids[::-1]
+      assert [x["key_id"] for x in listed] == ["t2", "t1"]
+      assert c.get("/v1/records", params={"since": listed[0]["created"]}, headers=h).json() == []
+      one = c.get(f"/v1/records/{rids[0]}", headers=h).json()
+      assert one["record"] == got[0] and one["decision"] == got[0]["decision"]
+      assert c.get("/v1/records/nope", headers=h).status_code == 404
+
+
+def test_sigkill_under_load_loses_no_answered_decision(files, tmp_path, store_location):
+  import httpx
+  with _served(files, tmp_path, store_location) as (url, proc):
     answered, stop = [], False
 
     def client(i):
@@ -384,17 +433,14 @@ def test_sigkill_under_load_loses_no_answered_decision(files, tmp_path):
     with concurrent.futures.ThreadPoolExecutor(6) as ex:
       for i in range(6):
         ex.submit(client, i)
-      while len(answered) < 30:
+      deadline = time.monotonic() + 120
+      while len(answered) < 30 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
       proc.send_signal(signal.SIGKILL)
       proc.wait(10)
       stop = True
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.wait(10)
   assert len(answered) >= 30
-  with SQLiteAuditStore(store) as s:
+  with open_store(store_location) as s:
     ids = s.ids()
   missing = set(answered) - ids
   assert not missing, f"{len(missing)} answered decisions lost"
