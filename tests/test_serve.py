@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import warnings
 
 import numpy as np
@@ -34,6 +36,7 @@ from palmjax.face.session_io import save_npz  # noqa: E402
 from palmjax.io import save_image  # noqa: E402
 from palmjax.palm.store import FieldStore  # noqa: E402
 from palmjax.serve import app as app_lib  # noqa: E402
+from palmjax.serve import engine as engine_lib  # noqa: E402
 from palmjax.serve.batching import MicroBatcher  # noqa: E402
 from palmjax.serve.engine import Engine, EngineConfig  # noqa: E402
 from palmjax.serve.keys import KeyRing, RateLimiter, add_key, load_keys  # noqa: E402
@@ -480,6 +483,7 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
   import uvicorn
   webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
   from selenium.webdriver.common.by import By
+  from selenium.webdriver.support.ui import WebDriverWait
   browser = shutil.which("chromium") or shutil.which("chromium-browser")
   driver_bin = shutil.which("chromedriver")
   if not (browser and driver_bin):
@@ -530,10 +534,21 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
                                  img) == 64
     verdict = store.get(rids[0]).decision
     wrong = "spoof" if verdict == "live" else "live"
+    def message(start):  # the page the form's POST redirected to, not the old one
+      from selenium.common.exceptions import StaleElementReferenceException
+      def seen(d):
+        try:
+          el = d.find_elements(By.ID, "msg")
+          return el[0].text if el and el[0].text.startswith(start) else False
+        except StaleElementReferenceException:
+          return False
+      return WebDriverWait(driver, 60, poll_frequency=0.1).until(seen)
     driver.find_element(By.ID, f"{wrong}-{rids[0]}").click()
-    assert "labelled" in driver.find_element(By.ID, "msg").text
-    driver.find_element(By.ID, "tune").click()
+    assert "labelled" in message("labelled")
     driver.implicitly_wait(0)
+    # Wait for the POST's answer before navigating on (a navigation would cancel it).
+    driver.find_element(By.ID, "tune").click()
+    assert message("tuning") == "tuning started"
     deadline = time.monotonic() + 60  # the (stand-in) tune runs on a thread
     while time.monotonic() < deadline:
       driver.get(url + "/review")
@@ -560,10 +575,8 @@ def test_review_flow_in_a_headless_browser(engine, files, tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("buckets", [(1, 2, 4, 8, 16), (1, 4), (4, 8)])
 def test_batches_split_into_bucket_sizes_with_little_padding(buckets):
-  eng = Engine.__new__(Engine)  # chunks() needs only the config
-  eng.config = EngineConfig(buckets=buckets)
   for n in range(1, 41):
-    calls = eng.chunks(n)
+    calls = engine_lib.chunks(n, buckets)
     assert sum(r for r, _ in calls) == n
     assert all(size in buckets and 1 <= r <= size for r, size in calls)
     padded = [(r, size) for r, size in calls if r < size]
@@ -571,11 +584,26 @@ def test_batches_split_into_bucket_sizes_with_little_padding(buckets):
     assert all(c == calls[-1] for c in padded)
     if padded and min(buckets) <= padded[0][0]:
       assert padded[0][1] - padded[0][0] <= 0.25 * padded[0][1]
+  chunks = functools.partial(engine_lib.chunks, buckets=buckets)
   if buckets == (1, 2, 4, 8, 16):
-    assert eng.chunks(9) == [(8, 8), (1, 1)] and eng.chunks(15) == [(15, 16)]
-    assert eng.chunks(3) == [(3, 4)] and eng.chunks(40) == [(16, 16), (16, 16), (8, 8)]
+    assert chunks(9) == [(8, 8), (1, 1)] and chunks(15) == [(15, 16)]
+    assert chunks(3) == [(3, 4)] and chunks(40) == [(16, 16), (16, 16), (8, 8)]
   if buckets == (4, 8):
-    assert eng.chunks(1) == [(1, 4)] and eng.chunks(9) == [(8, 8), (1, 4)]
+    assert chunks(1) == [(1, 4)] and chunks(9) == [(8, 8), (1, 4)]
+
+
+def test_autotune_keeps_the_buckets_up_to_the_cheapest_per_capture(monkeypatch):
+  # The largest bucket within 5% of the cheapest per capture: 8 here (1.65 <= 1.6 * 1.05).
+  assert engine_lib.fastest_bucket({1: 2.0, 2: 1.9, 4: 1.6, 8: 1.65, 16: 3.0}) == 8
+  assert engine_lib.fastest_bucket({1: 1.0, 4: 1.2}) == 1
+  eng = Engine.__new__(Engine)  # autotune() needs the config, the detector's size, a timer
+  eng.config = EngineConfig(buckets=(1, 2, 4, 8, 16), autotune=True)
+  eng.palm = types.SimpleNamespace(lr_size=8, detect=None)
+  cost = {1: 4.5, 2: 4.1, 4: 3.7, 8: 5.7, 16: 4.5}  # measured on the 2-core CPU, ms/capture
+  monkeypatch.setattr(engine_lib, "_time_bucket", lambda detect, b, s: cost[b])
+  eng.autotune()
+  assert eng.buckets == (1, 2, 4) and eng.per_capture_ms == cost
+  assert eng.chunks(16) == [(4, 4)] * 4 and eng.chunks(3) == [(3, 4)]
 
 
 def test_an_unexpected_failure_is_a_500_without_traceback_and_nothing_is_audited(

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--max-wait-ms", type=float, default=2.0)
   parser.add_argument("--compute-batch", type=int, default=None,
                       help="the server's --compute-batch when batching is on (default: its "
-                      "own: 1 on CPU, --max-batch on GPU/TPU)")
+                      "own, measured at start-up)")
   parser.add_argument("--rounds", type=int, default=4,
                       help="the modes alternate in this many rounds of requests/rounds each")
   parser.add_argument("--ready-timeout", type=float, default=600.0,
@@ -170,9 +170,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     palm, face = _inputs(d)
     servers = {m: _start(args, d, keys, b) for m, b in modes.items()}
     stats = {m: {"lat": [], "errors": 0, "answered": [], "wall": 0.0} for m in modes}
+    compute = {}
     try:
       for m, (proc, url, _) in servers.items():
         _wait_ready(httpx, proc, url, args.ready_timeout)
+        compute[m] = max(httpx.get(url + "/readyz", timeout=10).json()["compute"]["buckets"])
         # Warm-up outside the clock: each input once (a session's frame count and size are
         # compiled on first sight; the palm batch sizes were compiled at start-up).
         asyncio.run(_load(httpx, url, token, palm, face, 1,
@@ -200,7 +202,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         lost = len(set(st["answered"]) - s.ids())
       n = len(st["lat"])
       ms = np.percentile(np.asarray(st["lat"]) * 1e3, [50, 95, 99])
-      rows.append({"batching": m, "clients": args.clients, "requests": n,
+      rows.append({"batching": m, "compute batch": compute[m], "clients": args.clients,
+                   "requests": n,
                    "req/s": n / st["wall"], "p50 ms": float(ms[0]), "p95 ms": float(ms[1]),
                    "p99 ms": float(ms[2]), "errors": st["errors"], "lost records": lost})
   rows[1]["speed-up"] = rows[1]["req/s"] / rows[0]["req/s"]

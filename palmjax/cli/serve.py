@@ -35,10 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                  help="micro-batch size; 1 turns batching off (default %(default)s)")
   p.add_argument("--compute-batch", type=int, default=None,
                  help="largest batch of one model call; a gathered batch runs as calls of "
-                 "1, 2, 4, ... up to this (default: --max-batch on GPU/TPU, 1 on CPU, where "
-                 "the palm classifier is compute-bound already at batch 1 and larger "
-                 "batches cost more per capture; batching then still shares one audit "
-                 "commit and one hand-off per batch)")
+                 "1, 2, 4, ... up to this (default: measured at start-up: every size up to "
+                 "--max-batch is timed and the one cheapest per capture is the largest "
+                 "used; on a CPU, where the palm classifier is compute-bound, larger calls "
+                 "can cost more per capture; with --lazy: --max-batch)")
   p.add_argument("--max-wait-ms", type=float, default=2.0,
                  help="how long a batch waits for more requests (default %(default)s)")
   p.add_argument("--tune-dir", default="runs/serve_tune",
@@ -86,15 +86,13 @@ def _serve(args: argparse.Namespace) -> int:
       (args.compute_batch is not None and args.compute_batch < 1):
     raise InputError("--max-batch and --compute-batch must be >= 1, --max-wait-ms >= 0 and "
                      "--max-body-mb > 0")
-  compute = args.compute_batch
-  if compute is None:
-    import jax
-    compute = 1 if jax.default_backend() == "cpu" else args.max_batch
+  compute = args.max_batch if args.compute_batch is None else args.compute_batch
   keyring = KeyRing.from_file(args.keys)
   eng = Engine(EngineConfig(classifier=args.classifier, threshold=args.threshold,
                             quality_gate=not args.no_quality_gate,
                             face_models=args.face_models,
-                            buckets=buckets(min(compute, args.max_batch))))
+                            buckets=buckets(min(compute, args.max_batch)),
+                            autotune=args.compute_batch is None))
   store = open_store(args.store)
   cfg = ServerConfig(rate=args.rate, burst=args.burst,
                      max_body_bytes=int(args.max_body_mb * (1 << 20)),

@@ -263,7 +263,9 @@ def create_app(eng: engine_lib.Engine, store: AuditStore, keyring: keys_lib.KeyR
   async def readyz(request: Request) -> JSONResponse:
     if not state["ready"] or state["batcher"] is None:
       return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse({"status": "ready", "models": eng.versions})
+    return JSONResponse({"status": "ready", "models": eng.versions,
+                         "compute": {"buckets": list(eng.buckets),
+                                     "per_capture_ms": eng.per_capture_ms}})
 
   async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(OPENAPI)

@@ -41,6 +41,9 @@ class EngineConfig:
                                       # check` uses for an .npz session
   buckets: tuple[int, ...] = (1, 2, 4, 8, 16)
   max_pad_fraction: float = 0.25
+  # Engine.warm times every bucket after compiling it and keeps only those up to the one
+  # cheapest per capture (on a CPU a larger call can cost more per capture).
+  autotune: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +98,30 @@ def _with_upload(body: bytes, suffix: str, name: str, read):
     os.unlink(path)
 
 
+def chunks(n: int, buckets: Sequence[int], max_pad_fraction: float = 0.25
+           ) -> list[tuple[int, int]]:
+  """``n`` captures as (rows, bucket) calls: padded up to the next bucket when the padding
+  is at most ``max_pad_fraction`` of it, else the largest bucket that fits, and so on."""
+  out = []
+  while n > 0:
+    up = next((b for b in buckets if b >= n), None)
+    if up is not None and (up - n) <= max_pad_fraction * up:
+      out.append((n, up))
+      break
+    down = max((b for b in buckets if b <= n), default=buckets[0])
+    take = min(n, down)
+    out.append((take, down))
+    n -= take
+  return out
+
+
+def fastest_bucket(per_capture_ms: dict[int, float], tolerance: float = 0.05) -> int:
+  """The largest bucket whose cost per capture is within ``tolerance`` of the cheapest
+  (a larger call that costs no more per capture also shares more per-call work)."""
+  best = min(per_capture_ms.values())
+  return max(b for b, t in per_capture_ms.items() if t <= best * (1 + tolerance))
+
+
 class Engine:
   """Both pipelines, loaded once. Thread-safe for the one worker thread that uses it."""
 
@@ -106,6 +133,8 @@ class Engine:
         config.buckets[0] < 1:
       raise InputError(f"buckets must be increasing positive batch sizes, got {config.buckets}")
     self.config = config
+    self.buckets = config.buckets          # in use: autotuned by warm()
+    self.per_capture_ms: dict[int, float] = {}
     self.palm = PalmLivenessDetector(config.classifier, threshold=config.threshold,
                                      quality=QualityConfig() if config.quality_gate else None)
     face_dir = config.face_models or sim_models_path()
@@ -149,19 +178,8 @@ class Engine:
 
   # -- inference (the worker thread) ------------------------------------------------------
   def chunks(self, n: int) -> list[tuple[int, int]]:
-    """``n`` captures as (rows, bucket) calls: padded up to the next bucket when the padding
-    is at most ``max_pad_fraction`` of it, else the largest bucket that fits, and so on."""
-    out, buckets = [], self.config.buckets
-    while n > 0:
-      up = next((b for b in buckets if b >= n), None)
-      if up is not None and (up - n) <= self.config.max_pad_fraction * up:
-        out.append((n, up))
-        break
-      down = max((b for b in buckets if b <= n), default=buckets[0])
-      take = min(n, down)
-      out.append((take, down))
-      n -= take
-    return out
+    """``n`` captures as (rows, bucket) calls over the buckets in use (:func:`chunks`)."""
+    return chunks(n, self.buckets, self.config.max_pad_fraction)
 
   def run_palm(self, jobs: Sequence[PalmJob]) -> list[dict[str, Any]]:
     """Detector calls of bucket sizes (:meth:`chunks`); records as ``palm detect`` prints."""
@@ -186,17 +204,41 @@ class Engine:
       cfg = dataclasses.replace(cfg, similarity_threshold=job.similarity_threshold)
     return check_session(job.session, job.enrolled, self.face, cfg).to_dict()
 
+  def autotune(self) -> None:
+    """Times every compiled bucket and keeps those up to :func:`fastest_bucket` (what
+    ``/readyz`` reports as ``compute``)."""
+    s = self.palm.lr_size
+    self.per_capture_ms = {b: _time_bucket(self.palm.detect, b, s)
+                           for b in self.config.buckets}
+    top = fastest_bucket(self.per_capture_ms)
+    self.buckets = tuple(b for b in self.config.buckets if b <= top)
+
   def warm(self) -> None:
     """Compiles every palm bucket and the face cues once (what /readyz waits for)."""
     from palmjax.face import Session
     s = self.palm.lr_size
     for b in self.config.buckets:
       self.palm.detect(np.full((b, s, s, 1), 0.5, np.float32))
+    if self.config.autotune and len(self.config.buckets) > 1:
+      self.autotune()
     rng = np.random.default_rng(0)
     frames = rng.random((4, 64, 64, 3)).astype(np.float32)
     self.face.cue_probabilities(frames)
     self.run_face(FaceJob(Session(frames=frames, timestamps=np.arange(4) / 10.0),
                           frames[0], acoustic_hardware=False, similarity_threshold=0.0))
+
+
+def _time_bucket(detect, b: int, s: int, reps: int = 5) -> float:
+  """Milliseconds per capture of a ``b``-capture call: the best of ``reps`` (the least
+  disturbed by other work on the machine)."""
+  import time
+  x = np.random.default_rng(b).uniform(0.1, 0.9, (b, s, s, 1)).astype(np.float32)
+  best = float("inf")
+  for _ in range(reps):
+    t = time.perf_counter()
+    detect(x)
+    best = min(best, time.perf_counter() - t)
+  return 1e3 * best / b
 
 
 def summary(kind: str, record: dict[str, Any]) -> tuple[str, float | None, str]:
