@@ -39,6 +39,7 @@ import dataclasses
 import functools
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -100,13 +101,18 @@ def _crop(x, frac: float):
 def lbp_descriptor(image: ArrayLike, config: LBPDescriptorConfig = LBPDescriptorConfig()
                    ) -> np.ndarray:
   """Grid of uniform-LBP histograms ``[..., gy, gx, P + 2]`` of RGB image(s) ``[..., H, W, 3]``."""
-  x = jnp.asarray(_crop(_as_rgb(image), config.crop))
+  return np.asarray(_lbp_grid(jnp.asarray(_crop(_as_rgb(image), config.crop)), config))
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _lbp_grid(x: jax.Array, config: LBPDescriptorConfig) -> jax.Array:
+  """:func:`lbp_descriptor` of a cropped image, one compiled program per shape and config
+  (op by op it cost ~7 ms of dispatch per call)."""
   if config.blur_sigma > 0:
     x = gaussian_blur(x, config.blur_sigma)
   grey = jnp.round(rgb_to_luma(jnp.clip(x, 0, 1))[..., 0] * 255)
   codes = local_binary_pattern(grey, config.points, config.radius, "uniform")
-  return np.asarray(lbp_histogram(codes, lbp_n_bins(config.points, "uniform"),
-                                  grid=config.grid))
+  return lbp_histogram(codes, lbp_n_bins(config.points, "uniform"), grid=config.grid)
 
 
 def chroma_descriptor(image: ArrayLike, *, crop: float = 0.3, eps: float = 1e-3
