@@ -37,25 +37,6 @@ def load_real(manual_dir: str, data_dir: str) -> dict[str, dict[str, np.ndarray]
   return load_arrays(manual_dir, data_dir, config="shared")
 
 
-def sim_eval(params, mcfg, cfg, threshold, n, seed, sr_model) -> dict:
-  from palmjax.data import palm_xray
-  from palmjax.metrics.pad import pad_report
-  import jax
-
-  from palmjax.palm.quality import check_quality
-  from palmjax.palm.train import batched_proba, classifier_inputs, simulate
-  d = simulate(jax.random.key(seed), n, cfg.sim_config())
-  ok = np.array([r.ok for r in check_quality(d["lr"])])
-  p = batched_proba(params, classifier_inputs(d["lr"], cfg, sr_model), mcfg)
-  # A re-capture of a live capture is a failure for the live class; of a spoof, a rejection.
-  s = np.where(ok, p, -1.0)
-  rep = pad_report(s, d["label"], [palm_xray.ATTACK_NAMES[a] for a in d["attack"]],
-                   threshold=threshold)
-  return {"n": n, "fta_live": float(1 - ok[d["label"] == 1].mean()), "acer": rep.acer,
-          "bpcer": rep.bpcer, "apcer": rep.apcer, "apcer_worst": rep.apcer_worst,
-          "auc": rep.auc}
-
-
 def eval_only(args) -> int:
   """Judges an exported classifier without training (``--eval-only``)."""
   from palmjax.palm import detector as det_lib
@@ -68,8 +49,8 @@ def eval_only(args) -> int:
   report = {"model": str(path), "threshold": thr, "sim_style": args.sim_style,
             "real_test": T.evaluate_real_lives(params, cfg, thr, real["test"]["lr"],
                                                sr_model),
-            "sim_test": sim_eval(params, cfg.model_config(), cfg, thr, args.n_sim_test, 4048,
-                                 sr_model)}
+            "sim_test": T.evaluate_simulated(params, cfg, thr, args.n_sim_test, 4048,
+                                             sr_model)}
   print(json.dumps(report, indent=1, default=float))
   if args.report:
     from palmjax.checkpointing import write_json
@@ -115,22 +96,19 @@ def main(argv=None) -> int:
   params, summary = T.train(cfg, args.workdir, splits=splits, extra_train=extra,
                             export_to=args.export, progress=False)
   thr = summary["threshold"]
-  mcfg = cfg.model_config()
   report = {"config": dataclasses.asdict(cfg), "threshold": thr,
             "real_counts": {k: int(len(v["lr"])) for k, v in real.items()}}
   test = real["test"]
   report["after"] = {"real_test": T.evaluate_real_lives(params, cfg, thr, test["lr"], sr_model),
-                     "sim_test": sim_eval(params, mcfg, cfg, thr, args.n_sim_test, 4048,
-                                          sr_model)}
+                     "sim_test": T.evaluate_simulated(params, cfg, thr, args.n_sim_test,
+                                                      4048, sr_model)}
   sp, scfg, sthr, _ = T.load_classifier(det_lib.default_classifier_path())
   report["before"] = {"real_test": T.evaluate_real_lives(sp, scfg, sthr, test["lr"],
                                                          T.load_sr_for(scfg)),
-                      "sim_test": sim_eval(sp, scfg.model_config(), scfg, sthr,
-                                           args.n_sim_test, 4048, T.load_sr_for(scfg)),
-                      "sim_test_new_style": sim_eval(
-                          sp, scfg.model_config(),
-                          dataclasses.replace(scfg, sim_style=args.sim_style), sthr,
-                          args.n_sim_test, 4048, T.load_sr_for(scfg))}
+                      "sim_test": T.evaluate_simulated(sp, scfg, sthr, args.n_sim_test, 4048),
+                      "sim_test_new_style": T.evaluate_simulated(
+                          sp, dataclasses.replace(scfg, sim_style=args.sim_style), sthr,
+                          args.n_sim_test, 4048)}
   report["seconds"] = time.time() - t0
   print(json.dumps(report, indent=1, default=float))
   if args.report:

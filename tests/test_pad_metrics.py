@@ -115,3 +115,29 @@ def test_wilson_interval_matches_scipy(n, frac):
   assert wilson_interval(0, 0) == (0.0, 1.0)
   with pytest.raises(ValueError, match="0 <= k <= n"):
     wilson_interval(n + 1, n)
+
+
+@settings(deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(6, 150), log_odds=st.booleans())
+def test_gated_report_counts_recaptures_as_live_failures_and_attack_rejections(seed, n,
+                                                                              log_odds):
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 2, n)
+  y[:2] = [0, 1]
+  kinds = np.where(y == 1, "live", rng.choice(["print", "model"], n))
+  s = rng.normal(size=n) * 4 if log_odds else rng.random(n)
+  ok = rng.random(n) < 0.8
+  thr = 0.0 if log_odds else 0.5
+  rep = pad_report(s, y, kinds, threshold=thr, accepted=ok)
+  accept = (s >= thr) & ok  # by hand: a re-capture is never an acceptance
+  assert rep.bpcer == pytest.approx(np.mean(~accept[y == 1]))
+  for k in set(kinds[y == 0]):
+    assert rep.apcer[k] == pytest.approx(np.mean(accept[(y == 0) & (kinds == k)]))
+  # Threshold-free figures: re-captures rank below every accepted presentation.
+  low = min(s.min(), thr) - 1.0
+  ref = roc_auc(np.where(ok, s, low), y)
+  assert rep.auc == pytest.approx(ref)
+  if ok.all():
+    assert rep == pad_report(s, y, kinds, threshold=thr)
+  with pytest.raises(InputError, match="accepted"):
+    pad_report(s, y, kinds, threshold=thr, accepted=ok[1:])

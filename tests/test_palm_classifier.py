@@ -173,3 +173,26 @@ def test_training_batches_drawn_in_blocks_equal_step_by_step(seed, start, count,
       hits = [i for i in range(len(x))
               if np.array_equal(img, x[i]) or np.array_equal(img, x[i, :, ::-1])]
       assert hits and lab in y[hits]
+
+
+@pytest.mark.slow  # ~20 s on the 2-core CPU (simulation + the detector twice)
+def test_evaluate_simulated_agrees_with_the_detector_records():
+  """The experiments' simulated figure (palm.train.evaluate_simulated) against the
+  detector's own records on the same captures: re-captures fail live captures, reject
+  attacks; ACER = (worst APCER + BPCER) / 2."""
+  from palmjax.data import palm_xray
+  from palmjax.palm import train as palm_train
+  from palmjax.palm.detector import PalmLivenessDetector, default_classifier_path
+  params, cfg, thr, _ = palm_train.load_classifier(default_classifier_path())
+  n, seed = 48, 4049
+  got = palm_train.evaluate_simulated(params, cfg, thr, n, seed)
+  d = palm_train.simulate(jax.random.key(seed), n, cfg.sim_config())
+  recs = PalmLivenessDetector().detect(d["lr"])
+  live = d["label"] == 1
+  dec = np.array([r.decision for r in recs])
+  assert got["fta_live"] == pytest.approx(np.mean(dec[live] == "recapture"))
+  assert got["bpcer"] == pytest.approx(np.mean(dec[live] != "live"))
+  kinds = np.array([palm_xray.ATTACK_NAMES[a] for a in d["attack"]])
+  for k, v in got["apcer"].items():
+    assert v == pytest.approx(np.mean(dec[~live & (kinds == k)] == "live"))
+  assert got["acer"] == pytest.approx((max(got["apcer"].values()) + got["bpcer"]) / 2)

@@ -207,8 +207,7 @@ def _palm_stage(args: argparse.Namespace, prog: Progress) -> dict | None:
       p.append(det.probabilities(x))
     ok, p = np.array(ok), np.concatenate(p)
   rep = pad_report(p, test["label"], names, threshold=det.threshold)
-  # A re-capture of a live capture is a failure for the live class, of a spoof a rejection.
-  gated = pad_report(np.where(ok, p, -1.0), test["label"], names, threshold=det.threshold)
+  gated = pad_report(p, test["label"], names, threshold=det.threshold, accepted=ok)
   live = test["label"] == 1
   fta, fta_live = float(1 - ok.mean()), float(1 - ok[live].mean())
   print(f"\n  {n} simulated captures (seed {seed}), classifier input: "

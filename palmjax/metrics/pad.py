@@ -155,9 +155,19 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
 
 
 def pad_report(scores: Any, labels: Any, attack_types: Sequence[Any] | None = None, *,
-               threshold: float = 0.5) -> PADReport:
-  """All PAD metrics at ``threshold`` (bona fide accepted when ``score >= threshold``)."""
+               threshold: float = 0.5, accepted: Any | None = None) -> PADReport:
+  """All PAD metrics at ``threshold`` (bona fide accepted when ``score >= threshold``).
+
+  ``accepted`` (bool per presentation, optional): those the quality gate let through. The
+  others were sent to re-capture: a failure for a bona fide presentation (counted in BPCER),
+  a rejection for an attack; for the threshold-free figures they score below every other.
+  """
   s, y = _prepare(scores, labels)
+  if accepted is not None:
+    ok = np.asarray(accepted, bool)
+    if ok.shape != s.shape:
+      raise InputError(f"accepted ({ok.shape}) and scores ({s.shape}) differ in shape")
+    s = np.where(ok, s, min(float(s.min()), float(threshold)) - 1.0)
   if y.sum() == 0 or (1 - y).sum() == 0:
     raise InputError("PAD metrics need both bona fide and attack samples")
   types = np.asarray(["attack"] * len(s) if attack_types is None else

@@ -370,6 +370,24 @@ def evaluate_real_lives(params: Any, cfg: PalmTrainConfig, threshold: float,
           "median_p_live": float(np.median(p)) if n else float("nan")}
 
 
+def evaluate_simulated(params: Any, cfg: PalmTrainConfig, threshold: float, n: int,
+                       seed: int, sr_model: Any = None) -> dict[str, Any]:
+  """PAD figures on ``n`` fresh simulated captures (``cfg.sim_config()``, ``key(seed)``)
+  behind the quality gate: a re-capture of a live capture counts as a failure for the live
+  class (in BPCER), of an attack as a rejection; the worst attack kind is the APCER of
+  ACER. ``fta_live``: share of live captures sent to re-capture."""
+  from palmjax.palm.quality import check_quality
+  d = simulate(jax.random.key(seed), n, cfg.sim_config())
+  ok = np.array([r.ok for r in check_quality(d["lr"])], bool)
+  sr_model = load_sr_for(cfg) if sr_model is None else sr_model
+  p = batched_proba(params, classifier_inputs(d["lr"], cfg, sr_model), cfg.model_config())
+  rep = pad_report(p, d["label"], [palm_xray.ATTACK_NAMES[a] for a in d["attack"]],
+                   threshold=threshold, accepted=ok)
+  return {"n": n, "fta_live": float(1 - ok[d["label"] == 1].mean()), "acer": rep.acer,
+          "bpcer": rep.bpcer, "apcer": rep.apcer, "apcer_worst": rep.apcer_worst,
+          "auc": rep.auc}
+
+
 def train(cfg: PalmTrainConfig, workdir: str | os.PathLike, *,
           splits: dict[str, dict] | None = None, export_to: str | None = None,
           progress: bool = True, log: Callable[[str], None] | None = None,
