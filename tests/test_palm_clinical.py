@@ -376,9 +376,9 @@ def test_gate_collimated_field_is_measured_inside_the_field(top, left, right, fi
   r = check_quality(y)[0]
   assert r.ok, r.reason
   assert r.measures["border"] < 0.6
-  # The same field with the palm cut by the top shutter (black) is incomplete.
+  # The same field with the palm cut by the top shutter (black or white) is incomplete.
   cut, _ = _capture(background=field, top=-44, left=-8, side=80)
-  r = check_quality(_collimate(cut, max(top, 4), left, right, 0.0))[0]
+  r = check_quality(_collimate(cut, max(top, 4), left, right, band))[0]
   assert not r.ok and "incomplete" in r.reason
 
 
