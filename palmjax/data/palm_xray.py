@@ -61,7 +61,19 @@ skin edge, mild dynamic-range compression, a window that keeps soft tissue dark 
 clips white, unsharp-mask edge enhancement, background masked to exactly 0 in most
 captures, collimator shutters, a lead side marker, 8-bit levels); and framing as a
 clinical loader crops the hand (fingertips near the top, forearm leaving the bottom).
-The spoof objects are the same in both styles; only the acquisition and display differ.
+``"v3"`` keeps v2's anatomy, acquisition and display chain (the same code) and re-draws
+what :mod:`palmjax.palm.realism` showed to differ from the real train split of the
+``hand_radiographs`` builder as the clinical loader crops it (:func:`_draw_v3`,
+:func:`_frame_v3`, the ``V3_*`` constants): the frame is the loader's square crop around
+the hand's bounding box (margin ``V3_MARGIN``), the radiograph's lower edge cutting the
+forearm ``V3_FOREARM_MM`` below the wrist (background below it, as the loader pads);
+wider finger spread with an abducted thumb, mostly left hands (PA view), rotation within
+``V3_ROTATION_DEG``; a thinner palm and forearm; the background level drawn from the real
+split's quantiles (``V3_BG``; masked to black in ``V3_MASKED`` only), soft tissue lighter
+than it; a side marker on the image's left; collimator shutters in ``V3_COLLIMATOR``;
+sharper, less noisy acquisition (``V3_PSF_PX``, ``V3_DOSE``) and stronger dynamic-range
+compression. The spoof objects are the same in every style and framed by the same code;
+only the acquisition, display and framing differ.
 
 Global statistics (mean, std, intensity histogram) overlap between the classes by
 construction (randomised exposure, thickness and automatic window): the differences lie in
