@@ -123,20 +123,22 @@ V2_ROTATION_DEG = 20.0
 # rotation, finger spread, share of right hands (mirror images of the left-hand PA view),
 # the background level's quantiles (the 10th percentile of a capture's pixels; quantile
 # levels V3_BG_Q), share of captures masked to exact black, side marker and shutters.
-V3_MARGIN = 0.035
+V3_MARGIN = 0.06
+V3_MASK_EDGE = 0.6
 V3_FOREARM_MM = (25.0, 75.0)
-V3_ROTATION_DEG = 8.0
-V3_SPREAD = (1.2, 1.9)
-V3_PSF_PX = (0.2, 0.9)
+V3_ROTATION_DEG = 12.0
+V3_SPREAD = (1.1, 1.8)
+V3_PSF_PX = (0.3, 1.0)
 V3_DOSE = (1000.0, 30000.0)
 V3_DRC = (0.15, 0.5)
-V3_FOREARM_R = 1.05
+V3_FOREARM_R = 1.2
+V3_LR_PSF = 0.3
 V3_RIGHT = 0.1
 V3_BG_Q = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-V3_BG = (0.0, 0.0, 0.021, 0.028, 0.075, 0.23, 0.33)
-V3_MASKED = 0.1
+V3_BG = (0.005, 0.01, 0.03, 0.039, 0.106, 0.262, 0.35)
+V3_MASKED = 0.05
 V3_MARKER = 0.75
-V3_COLLIMATOR = 0.15
+V3_COLLIMATOR = 0.05
 
 # ---------------------------------------------------------------------------------------
 # Attenuation. Mass attenuation coefficients mu/rho (cm^2/g) at 40, 50 and 60 keV and the
@@ -655,7 +657,8 @@ def _frame_v3(g, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
     return c * x - sn * y, sn * x + c * y
 
   ends = jnp.concatenate([g["env_a"], g["env_b"]])
-  r = jnp.concatenate([g["env_r"], g["env_r"]])
+  # The loader's hand mask ends where the tissue is thin: inside the envelope's outline.
+  r = V3_MASK_EDGE * jnp.concatenate([g["env_r"], g["env_r"]])
   xs, ys = to_detector(ends)
   _, wrist_y = to_detector(jnp.zeros((2,), jnp.float32))
   cut = wrist_y - p["forearm_mm"]
@@ -944,8 +947,9 @@ def _draw_v3(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
       top_level=u(0.7, 0.97),
       psf_px=jnp.exp(u(math.log(V3_PSF_PX[0]), math.log(V3_PSF_PX[1]))),
       dose=jnp.exp(u(math.log(V3_DOSE[0]), math.log(V3_DOSE[1]))),
-      edge_gain=u(0.0, 0.3),
+      edge_gain=u(0.0, 0.2),
       drc=u(*V3_DRC),
+      lr_psf_factor=u(0.0, V3_LR_PSF),
   )
 
 
