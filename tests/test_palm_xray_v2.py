@@ -97,15 +97,8 @@ def test_acquisition_does_not_depend_on_class(style):
     np.testing.assert_array_equal(np.asarray(a["params"][k]), np.asarray(b["params"][k]))
 
 
-@pytest.mark.parametrize("style,measure", [
-    ("v2", "spectrum_slope"), ("v2", "noise_level"), ("v3", "noise_level"),
-    # Known gap of v3: a bone-less cast's spectrum is always steeper than the median live
-    # capture's (the window stretches its smooth envelope; its acquisition blur is drawn as
-    # for live hands, but the object's content dominates the slope at v3's sharper, less
-    # noisy acquisition). Widening V3_PSF_PX / V3_DOSE (0.15-1.2 px, dose 20-30000) did
-    # not close it.
-    pytest.param("v3", "spectrum_slope", marks=pytest.mark.xfail(
-        strict=True, reason="v3: no-bones casts' spectrum slope is always steeper"))])
+@pytest.mark.parametrize("style", ["v2", "v3"])
+@pytest.mark.parametrize("measure", ["spectrum_slope", "noise_level"])
 def test_sharpness_and_noise_spread_both_ways_in_every_class(measure, style):
   # For every object class some captures are sharper / less noisy than the median live
   # capture and some are blurrier / noisier: neither measure alone decides liveness. (The

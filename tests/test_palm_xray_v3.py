@@ -61,12 +61,16 @@ def _extent(mask):
   return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
 
 
-def test_v3_frames_the_hand_as_the_clinical_crop(v3):
+def test_v3_frames_the_hand_as_the_clinical_crop(monkeypatch):
   # Calibrated: the object's bounding box (the forearm cut by the radiograph's lower edge)
   # fills the frame but for the loader's margin (V3_MARGIN of the box's longer side on
   # every side), centred; the lower edge is a horizontal cut through the forearm (a wide
   # bottom row) with only background (the loader's padding) below it. Every object kind
-  # is framed alike (same code path).
+  # is framed alike (same code path). Zoomed-out crops (V3_ZOOMED) are switched off here.
+  monkeypatch.setattr(px, "V3_ZOOMED", 0.0)
+  monkeypatch.setattr(px, "V3_ZOOM", (1.0, 1.0, 1.0))
+  cfg = V3.replace(fov_mm=221.5)   # a config no other test traced: the patch takes effect
+  v3 = jax.device_get(px.sample(jax.random.key(3), len(KINDS), cfg, attacks=KINDS))
   n = v3["attenuation"].shape[-1]
   fill = 1.0 / (1.0 + 2.0 * px.V3_MARGIN)          # box side / frame side
   pad = n * px.V3_MARGIN * fill                       # rows of padding below the cut
@@ -93,4 +97,7 @@ def test_v3_background_level_follows_the_calibrated_quantiles():
   assert abs(med - px.V3_BG[px.V3_BG_Q.index(0.5)]) < 0.004, med
   assert np.mean(np.asarray(q["masked"])) == pytest.approx(px.V3_MASKED, abs=0.03)
   assert (np.asarray(q["soft_level"]) > np.asarray(q["bg_level"])).all()
+  assert (np.asarray(q["top_level"]) >= np.asarray(q["soft_level"]) + 0.1 - 1e-6).all()
+  zoomed = np.asarray(q["zoom"]) > px.V3_ZOOM[1]
+  assert zoomed.mean() == pytest.approx(px.V3_ZOOMED, abs=0.03)
 

@@ -66,11 +66,14 @@ what :mod:`palmjax.palm.realism` showed to differ from the real train split of t
 ``hand_radiographs`` builder as the clinical loader crops it (:func:`_draw_v3`,
 :func:`_frame_v3`, the ``V3_*`` constants): the frame is the loader's square crop around
 the hand's bounding box (margin ``V3_MARGIN``), the radiograph's lower edge cutting the
-forearm ``V3_FOREARM_MM`` below the wrist (background below it, as the loader pads);
-wider finger spread with an abducted thumb, mostly left hands (PA view), rotation within
+forearm ``V3_FOREARM_MM`` below the wrist (background below it, as the loader pads), and
+a share of zoomed-out crops with the hand off-centre (``V3_ZOOMED``); wider finger spread
+with an abducted thumb, mostly left hands (PA view), rotation within
 ``V3_ROTATION_DEG``; a thinner palm and forearm; the background level drawn from the real
-split's quantiles (``V3_BG``; masked to black in ``V3_MASKED`` only), soft tissue lighter
-than it; a side marker on the image's left; collimator shutters in ``V3_COLLIMATOR``;
+split's quantiles (``V3_BG``; masked to black in ``V3_MASKED`` only) with a linear ramp,
+soft tissue lighter than it and fading into it over a wide skin ramp, the window's top
+level from the real split's quantiles (``V3_TOP``, a few faint captures) and a lower
+gamma; a side marker on the image's left; collimator shutters in ``V3_COLLIMATOR``;
 sharper, less noisy acquisition (``V3_PSF_PX``, ``V3_DOSE``) and stronger dynamic-range
 compression. The spoof objects are the same in every style and framed by the same code;
 only the acquisition, display and framing differ.
@@ -143,6 +146,15 @@ V3_BG = (0.005, 0.01, 0.03, 0.039, 0.106, 0.262, 0.35)
 V3_MASKED = 0.05
 V3_MARKER = 0.75
 V3_COLLIMATOR = 0.05
+# The window's top level (quantiles at V3_BG_Q; a few faint, low-contrast captures), the
+# background ramp's largest amplitude, the share of zoomed-out crops and their zoom.
+V3_TOP = (0.2, 0.3, 0.76, 0.86, 0.93, 0.97, 0.97)
+V3_BG_RAMP = 0.06
+V3_SOFT = (0.05, 0.3)
+V3_SKIN_RAMP = 4.0
+V3_GAMMA = (0.5, 1.0)
+V3_ZOOMED = 0.15
+V3_ZOOM = (1.0, 1.1, 1.8)
 
 # ---------------------------------------------------------------------------------------
 # Attenuation. Mass attenuation coefficients mu/rho (cm^2/g) at 40, 50 and 60 keV and the
@@ -669,8 +681,13 @@ def _frame_v3(g, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
   x_lo, x_hi = jnp.min(xs - r), jnp.max(xs + r)
   top = jnp.max(ys + r)
   side = jnp.maximum(x_hi - x_lo, top - cut) * (1.0 + 2.0 * V3_MARGIN)
-  return dict(magnification=cfg.fov_mm / side, shift_x_mm=-0.5 * (x_lo + x_hi),
-              shift_y_mm=-0.5 * (top + cut), frame_mm=side, cut_mm=cut)
+  # A crop that also took in other blobs (a plate edge, a label joined to the hand) is
+  # larger than the hand's box: zoomed out by ``zoom``, the hand off-centre within it.
+  slack = 0.5 * (p["zoom"] - 1.0) * side
+  side = side * p["zoom"]
+  return dict(magnification=cfg.fov_mm / side,
+              shift_x_mm=-0.5 * (x_lo + x_hi) + slack * p["zoom_x"],
+              shift_y_mm=-0.5 * (top + cut) + slack * p["zoom_y"], frame_mm=side, cut_mm=cut)
 
 
 def _object_frame(p, key, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
@@ -931,9 +948,10 @@ def _draw_v3(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
   """Style-v3 parameters: v2's draw (same key) with framing, display and background
   re-drawn (from ``fold_in(key, 3)``) after the real train split (``V3_*``)."""
   q = _draw_v2(key, p, cfg)
-  uni = iter(jax.random.uniform(jax.random.fold_in(key, 3), (24,), jnp.float32))
+  uni = iter(jax.random.uniform(jax.random.fold_in(key, 3), (32,), jnp.float32))
   u = lambda lo=0.0, hi=1.0: lo + (hi - lo) * next(uni)
   bg = jnp.interp(u(), jnp.asarray(V3_BG_Q), jnp.asarray(V3_BG))
+  soft = bg + u(*V3_SOFT)   # soft tissue lighter than the background
   return dict(
       q,
       forearm_mm=u(*V3_FOREARM_MM) * p["hand_scale"],
@@ -947,8 +965,16 @@ def _draw_v3(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
       marker=(u() < V3_MARKER).astype(jnp.float32),
       marker_x=-u(0.3, 0.42),
       marker_y=u(-0.4, -0.05),
-      soft_level=bg + u(0.02, 0.15),   # soft tissue lighter than the background
-      top_level=u(0.7, 0.97),
+      soft_level=soft,
+      top_level=jnp.maximum(jnp.interp(u(), jnp.asarray(V3_BG_Q), jnp.asarray(V3_TOP)),
+                            soft + 0.1),
+      bg_ramp=u(0.0, V3_BG_RAMP) * (bg > 0.01),
+      bg_ramp_angle=u(0.0, 360.0),
+      skin_ramp=V3_SKIN_RAMP,
+      gamma=jnp.exp(u(math.log(V3_GAMMA[0]), math.log(V3_GAMMA[1]))),
+      zoom=jnp.where(u() < V3_ZOOMED, u(*V3_ZOOM[1:]), u(*V3_ZOOM[:2])),
+      zoom_x=u(-1.0, 1.0),
+      zoom_y=u(-1.0, 1.0),
       psf_px=jnp.exp(u(math.log(V3_PSF_PX[0]), math.log(V3_PSF_PX[1]))),
       dose=jnp.exp(u(math.log(V3_DOSE[0]), math.log(V3_DOSE[1]))),
       edge_gain=u(0.0, 0.2),
@@ -1003,7 +1029,8 @@ def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
 
   d_hr = compress(pv_hr)
   fg_hr = s_hr > thr
-  soft_edge = 0.5 * (thr - b_lo) + 1e-3   # skin-edge ramp of the segmentation
+  # Skin-edge ramp of the segmentation (v3: wider, thin tissue fades into the background).
+  soft_edge = q.get("skin_ramp", 0.5) * (thr - b_lo) + 1e-3
   vals = jnp.where(fg_hr, d_hr, jnp.nan)
   lo, hi = jnp.nanquantile(vals, 0.01), jnp.nanquantile(vals, 0.995)
   lo = jnp.where(jnp.isfinite(lo), lo, jnp.min(d_hr))   # an empty foreground
@@ -1016,6 +1043,11 @@ def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
     disp = disp + q["edge_gain"] * (disp - gaussian_blur(disp[..., None], 1.0, truncate=3.0,
                                                          mode="nearest")[..., 0])
     bg = q["bg_level"] + 0.3 * span / (hi - lo) * (pv - b_lo)
+    if "bg_ramp" in q:   # v3: a scanned film's uneven background (a linear ramp)
+      r = (jnp.arange(pv.shape[0], dtype=jnp.float32) + 0.5) / pv.shape[0] - 0.5
+      ang = jnp.deg2rad(q["bg_ramp_angle"])
+      bg = jnp.maximum(bg + q["bg_ramp"] * (jnp.cos(ang) * r[None, :]
+                                            + jnp.sin(ang) * r[:, None]), 0.0)
     w = jnp.clip((fg - thr) / soft_edge, 0.0, 1.0)
     out = w * disp + (1.0 - w) * jnp.where(q["masked"] > 0.5, 0.0, bg)
     # Collimator shutters left and right of the hand, blacked out by the display.
@@ -1046,7 +1078,8 @@ def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
              **{k: q[k] for k in ("magnification", "shift_x_mm", "shift_y_mm",
                                   "rotation_deg")})
     if cfg.style == "v3":
-      p = dict(p, **{k: q[k] for k in ("spread", "mirrored", "forearm_mm")})
+      p = dict(p, **{k: q[k] for k in ("spread", "mirrored", "forearm_mm", "zoom",
+                                       "zoom_x", "zoom_y")})
   f = _object_frame(p, k_geo, cfg)
   if "framing" in f:   # v3: framed from the hand's geometry
     p = dict(p, **{k: f["framing"][k] for k in ("magnification", "shift_x_mm",
