@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 import scipy.optimize
 import scipy.signal
-from PIL import Image
 
 from palmjax.errors import InputError
 from palmjax.palm import realism as R
+from radiographs import hand, save_u8
 
 
 def _rng(seed=0):
@@ -133,51 +134,77 @@ def test_realism_aucs_on_images():
     R.realism_aucs(a, b[:, :16, :16])
 
 
-def test_otsu_matches_skimage():
-  skf = pytest.importorskip("skimage.filters")
-  rng = _rng(8)
-  v = np.clip(np.r_[rng.normal(0.1, 0.03, 4000), rng.normal(0.6, 0.1, 2000)], 0, 1)
-  assert abs(R.otsu_threshold(v) - skf.threshold_otsu(v, nbins=256)) < 2.0 / 256
-
-
-def test_prepare_real_crops_pads_and_resizes():
-  img = np.zeros((100, 300), np.float32)
-  img[20:80, 200:240] = 0.8      # the "hand": 60 x 40 px, far right in a wide frame
-  out = R.prepare_real(img, 32)
-  assert out.shape == (32, 32) and out.dtype == np.float32
-  # Cropped to 60 (+5% margins) tall, 40 wide: padded left/right with exact black.
-  assert out[:, 0].max() == 0.0 and out[:, -1].max() == 0.0
-  assert out[10:22, 12:20].min() > 0.75
-  fill = (out > 0.4).mean()
-  assert 0.45 < fill < 0.7, fill
-  with pytest.raises(InputError, match="8 x 8"):
-    R.prepare_real(np.zeros((4, 40)), 32)
+def test_load_real_reads_what_the_detector_reads(tmp_path):
+  # A wide frame with a bright lead marker far from the hand: the clinical loader crops
+  # to the hand (the marker is a separate blob), exactly as palmjax palm detect does.
+  from palmjax.palm.clinical import ClinicalConfig, load_capture
+  x, _ = hand(200, 360, 20, 150, 170, background=0.03)
+  x[30:70, 20:50] = 0.95   # marker
+  save_u8(tmp_path / "a.png", x)
+  cap = np.zeros((16, 16), np.float32)
+  cap[4:12, 4:12] = 0.5
+  save_u8(tmp_path / "b.png", cap)       # already capture-sized: used as it is
+  got, paths = R.load_real(str(tmp_path), 16)
+  assert [os.path.basename(p) for p in paths] == ["a.png", "b.png"]
+  ref = load_capture(tmp_path / "a.png", ClinicalConfig(size=16))[0][..., 0]
+  np.testing.assert_array_equal(got[0], ref)
+  np.testing.assert_allclose(got[1], np.round(cap * 255) / 255, atol=1e-6)
+  # The marker is cropped away: the capture's left third is background, not 0.95.
+  assert got[0][:, :3].max() < 0.2
 
 
 def _write_fixture(d, n, seed=0):
-  rng = _rng(seed)
   for i in range(n):
-    h, w = rng.integers(90, 130, size=2)
-    a = (rng.uniform(0, 0.05, (h, w)) * 255).astype(np.uint8)
-    a[h // 5:-h // 8, w // 4:-w // 4] = rng.integers(60, 200)
-    Image.fromarray(a).save(d / f"{i:03d}.png")
+    x, _ = hand(100 + 3 * i, 90, 6, 4, 80, background=0.02 * (i % 3), seed=seed + i)
+    save_u8(d / f"{i:03d}.png", x)
+
+
+def _manual_dir(root, n=24):
+  os.makedirs(root / "clinic" / "images")
+  _write_fixture(root / "clinic" / "images", n)
+
+
+def test_load_real_split_reads_the_builder(tmp_path):
+  from palmjax.data.hand_radiographs_tfds import load_arrays
+  _manual_dir(tmp_path / "m")
+  x, names = R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64)
+  ref = load_arrays(tmp_path / "m", tmp_path / "d")["train"]
+  np.testing.assert_array_equal(x, ref["lr"][..., 0])
+  assert names == [f"clinic/{s}" for s in ref["subject"]] and len(names) >= 10
+  sub, sub_names = R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64,
+                                     limit=5, seed=1)
+  assert len(sub) == 5 and set(sub_names) <= set(names)
+  np.testing.assert_array_equal(sub[0], x[names.index(sub_names[0])])
+  with pytest.raises(InputError, match="capture"):
+    R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 32)
+  with pytest.raises(InputError, match="unknown"):
+    R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64, config="nope")
 
 
 @pytest.mark.slow
-def test_load_real_and_cli(tmp_path, capsys):
+def test_realism_cli_on_a_folder_and_on_a_split(tmp_path, capsys):
   from palmjax.cli import main
   _write_fixture(tmp_path, 12)
-  x, paths = R.load_real(str(tmp_path), 16, limit=10)
-  assert x.shape == (10, 16, 16) and len(paths) == 10 and 0 <= x.min() and x.max() <= 1
-  rc = main(["palm", "realism", "--real", str(tmp_path), "--n-sim", "12", "--style", "v2",
+  rc = main(["palm", "realism", "--real", str(tmp_path), "--n-sim", "12", "--style", "v3",
              "--folds", "3"])
   assert rc == 0
   out = capsys.readouterr().out.strip().splitlines()
   rec = json.loads(out[-1])
   assert rec["n_real"] == 12 and rec["n_sim"] == 12 and rec["size"] == 64
-  assert rec["style"] == "v2"
+  assert rec["style"] == "v3" and rec["real"] == str(tmp_path)
   assert set(rec["aucs"]) == {"stats", "pixels"}
   assert all(0.0 <= v <= 1.0 for v in rec["aucs"].values())
   assert "| stats |" in "\n".join(out)
+  _manual_dir(tmp_path / "m")
+  n_train = len(R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64)[0])
+  rc = main(["palm", "realism", "--manual-dir", str(tmp_path / "m"), "--data-dir",
+             str(tmp_path / "d"), "--split", "train", "--n-sim", "8", "--style", "v3",
+             "--folds", "3"])
+  assert rc == 0
+  rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert rec["n_real"] == n_train and rec["n_sim"] == 8
+  assert rec["real"] == "hand_radiographs/default:train"
   assert main(["palm", "realism", "--real", str(tmp_path / "nope")]) == 2
   assert "not a directory" in capsys.readouterr().err
+  assert main(["palm", "realism", "--manual-dir", str(tmp_path / "m")]) == 2
+  assert "--data-dir" in capsys.readouterr().err

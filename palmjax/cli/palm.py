@@ -125,15 +125,27 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 def _add_realism(sub: argparse._SubParsersAction) -> None:
   p = sub.add_parser(
       "realism", help="real-vs-simulated two-sample test (cross-validated AUC)",
-      description="Tell real radiographs (--real DIR: PNG/JPEG/TIFF) from as many simulated "
-      "live captures with a cross-validated logistic regression on simple image statistics "
-      "and on 16x16 pixels, at the capture size. ROC AUC 0.5 = indistinguishable, 1 = "
-      "perfectly separable. Prints a table and one JSON line.")
-  p.add_argument("--real", required=True, metavar="DIR", help="folder of real radiographs")
+      description="Tell real radiographs from as many simulated live captures with a "
+      "cross-validated logistic regression on simple image statistics and on 16x16 pixels, "
+      "at the capture size. The real radiographs are a folder (--real DIR: PNG/JPEG/TIFF/"
+      "DICOM, read by the detector's clinical loader) or a split of the hand_radiographs "
+      "TFDS builder (--manual-dir DIR --data-dir DIR --split S). ROC AUC 0.5 = "
+      "indistinguishable, 1 = perfectly separable. Prints a table and one JSON line.")
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--real", metavar="DIR", help="folder of real radiographs")
+  src.add_argument("--manual-dir", metavar="DIR",
+                   help="hand_radiographs manual directory (<DIR>/<source>/...)")
+  p.add_argument("--data-dir", metavar="DIR",
+                 help="TFDS data directory of the hand_radiographs builder (with --manual-dir)")
+  p.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                 help="hand_radiographs split (default test)")
+  p.add_argument("--config", default="default",
+                 help="hand_radiographs builder config (default, shared, dicom_tree; "
+                 "default: default)")
   p.add_argument("--n-sim", type=int, help="simulated captures (default: as many as real)")
   p.add_argument("--seed", type=int, default=0, help="PRNG / fold seed (default 0)")
   p.add_argument("--limit", type=int, help="use a random subset of this many real images")
-  p.add_argument("--style", default="v1", help="simulator style (v1, v2; default v1)")
+  p.add_argument("--style", default="v1", help="simulator style (v1, v2, v3; default v1)")
   p.add_argument("--which", choices=("lr", "hr"), default="lr",
                  help="compare the LR capture (the detector's input; default) or the HR one")
   p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
@@ -150,8 +162,12 @@ def _realism(args: argparse.Namespace) -> int:
     raise InputError(f"--limit must be >= --folds ({args.folds}), got {args.limit}")
   if args.folds < 2:
     raise InputError(f"--folds must be >= 2, got {args.folds}")
-  rep = realism.realism_test(args.real, n_sim=args.n_sim, seed=args.seed, limit=args.limit,
-                             style=args.style, which=args.which, folds=args.folds)
+  if args.manual_dir is not None and args.data_dir is None:
+    raise InputError("--manual-dir needs --data-dir (where the TFDS builder is stored)")
+  rep = realism.realism_test(args.real, manual_dir=args.manual_dir, data_dir=args.data_dir,
+                             split=args.split, config=args.config, n_sim=args.n_sim,
+                             seed=args.seed, limit=args.limit, style=args.style,
+                             which=args.which, folds=args.folds)
   print(realism.summary_table(rep))
   print(json.dumps(rep.to_dict()))
   return 0

@@ -16,9 +16,11 @@ Feature sets (all on images ``[N, S, S]`` in [0, 1] at the model's capture size)
   :data:`CLIP_LEVEL`);
 * ``pixels``: the image area-averaged to ``16 x 16``.
 
-Real images are loaded with a small, self-contained preprocessing (:func:`prepare_real`):
-grey, crop to the hand's bounding box (Otsu threshold on the intensity) with a margin,
-pad to a square with black and resample to the capture size.
+Real images are read exactly as the palm detector reads them (one preprocessing home):
+a folder through the clinical loader :func:`palmjax.palm.clinical.load_capture` (decode,
+find the hand, crop it with a margin, area-resample to the capture size; a file that
+already has the capture size is used as it is), or a split of the ``hand_radiographs``
+TFDS builder (:mod:`palmjax.data.hand_radiographs_tfds`, built by the same loader).
 """
 
 from __future__ import annotations
@@ -195,62 +197,58 @@ def realism_aucs(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
 # Real images.
 # ---------------------------------------------------------------------------------------
 
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-  """Otsu's threshold of values in [0, 1] (maximises the between-class variance)."""
-  hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-  p = hist.astype(np.float64) / max(hist.sum(), 1)
-  centres = 0.5 * (edges[:-1] + edges[1:])
-  w0 = np.cumsum(p)
-  m0 = np.cumsum(p * centres)
-  mt = m0[-1]
-  with np.errstate(divide="ignore", invalid="ignore"):
-    between = (mt * w0 - m0) ** 2 / (w0 * (1.0 - w0))
-  between[~np.isfinite(between)] = 0.0
-  return float(edges[int(np.argmax(between)) + 1])
-
-
-def prepare_real(grey: np.ndarray, size: int, *, margin: float = 0.05) -> np.ndarray:
-  """Crop a radiograph ``[H, W]`` in [0, 1] to the hand, pad square (black), resample.
-
-  The hand is the bounding box of pixels above the Otsu threshold (rows / columns with at
-  least 0.5 % foreground, so isolated bright specks do not widen it), grown by ``margin``
-  of its size on every side (clipped to the image).
-  """
-  from PIL import Image
-
-  g = np.asarray(grey, np.float32)
-  if g.ndim != 2 or min(g.shape) < 8:
-    raise InputError(f"expected a grey image of at least 8 x 8 pixels, got {g.shape}")
-  fg = g > otsu_threshold(g)
-  rows = np.flatnonzero(fg.mean(1) >= 0.005)
-  cols = np.flatnonzero(fg.mean(0) >= 0.005)
-  if len(rows) and len(cols):
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    mr, mc = int(margin * (r1 - r0)), int(margin * (c1 - c0))
-    g = g[max(r0 - mr, 0):r1 + mr, max(c0 - mc, 0):c1 + mc]
-  h, w = g.shape
-  side = max(h, w)
-  sq = np.zeros((side, side), np.float32)
-  sq[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = g
-  out = Image.fromarray(sq, mode="F").resize((size, size), Image.Resampling.BOX)
-  return np.clip(np.asarray(out, np.float32), 0.0, 1.0)
-
-
 def load_real(directory: str, size: int, *, limit: int | None = None,
               seed: int = 0) -> tuple[np.ndarray, list[str]]:
-  """Real radiographs of ``directory`` (PNG / JPEG / TIFF) prepared to ``[N, size, size]``.
+  """Real radiographs of ``directory`` (PNG / JPEG / TIFF / DICOM) as the detector reads
+  them (:func:`palmjax.palm.clinical.load_capture`), ``[N, size, size]`` in [0, 1].
 
   With ``limit``, a seeded random subset of that many files.
   """
-  from palmjax.io import IMAGE_SUFFIXES, list_images, load_image
+  from palmjax.io import IMAGE_SUFFIXES, list_images
+  from palmjax.palm.clinical import DICOM_SUFFIXES, ClinicalConfig, load_capture
 
-  paths = list_images(directory, suffixes=tuple(s for s in IMAGE_SUFFIXES if s != ".bmp"))
-  if limit is not None and limit < len(paths):
-    pick = np.sort(np.random.default_rng(seed).choice(len(paths), limit, replace=False))
-    paths = [paths[i] for i in pick]
-  out = np.stack([prepare_real(load_image(p, channels=1).pixels[..., 0], size)
-                  for p in paths])
+  suffixes = tuple(s for s in IMAGE_SUFFIXES if s != ".bmp") + DICOM_SUFFIXES
+  paths = list_images(directory, suffixes=suffixes)
+  paths = _subset(paths, limit, seed)
+  cfg = ClinicalConfig(size=size)
+  out = np.stack([load_capture(p, cfg)[0][..., 0] for p in paths])
   return out, paths
+
+
+def _subset(items: list, limit: int | None, seed: int) -> list:
+  """A seeded random subset of ``limit`` items (in their order), or all of them."""
+  if limit is not None and limit < len(items):
+    pick = np.sort(np.random.default_rng(seed).choice(len(items), limit, replace=False))
+    items = [items[i] for i in pick]
+  return items
+
+
+def load_real_split(manual_dir: str, data_dir: str, split: str, size: int, *,
+                    config: str = "default", limit: int | None = None,
+                    seed: int = 0) -> tuple[np.ndarray, list[str]]:
+  """One split of the ``hand_radiographs`` builder (built once from ``manual_dir`` into
+  ``data_dir``) as ``[N, size, size]`` in [0, 1] and the ``source/subject`` names.
+
+  ``config`` is the builder config (``default``, ``shared``, ...); its capture size must be
+  ``size``. With ``limit``, a seeded random subset of that many captures.
+  """
+  from palmjax.data.hand_radiographs_tfds import HandRadiographs, load_arrays
+
+  configs = {c.name: c for c in HandRadiographs.BUILDER_CONFIGS}
+  if config not in configs:
+    raise InputError(f"hand_radiographs config {config!r} is unknown; expected one of "
+                     f"{sorted(configs)}")
+  if configs[config].size != size:
+    raise InputError(f"hand_radiographs config {config!r} holds {configs[config].size} px "
+                     f"captures; the simulator's capture is {size} px")
+  data = load_arrays(manual_dir, data_dir, config=config)
+  if split not in data:
+    raise InputError(f"hand_radiographs ({manual_dir}) has no {split!r} split; it has "
+                     f"{sorted(data)}")
+  d = data[split]
+  idx = _subset(list(range(len(d["lr"]))), limit, seed)
+  names = [f"{d['source'][i]}/{d['subject'][i]}" for i in idx]
+  return d["lr"][idx, ..., 0], names
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,6 +262,7 @@ class RealismReport:
   size: int
   style: str
   aucs: dict[str, float]
+  real: str = ""   # where the real images came from (a folder, or builder config:split)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -282,10 +281,16 @@ def simulated_live(key: jax.Array, n: int, sim, *, which: str = "lr") -> np.ndar
   return np.concatenate(out)
 
 
-def realism_test(real_dir: str, *, n_sim: int | None = None, seed: int = 0,
-                 limit: int | None = None, style: str | None = None, which: str = "lr",
-                 folds: int = 5, sim=None) -> RealismReport:
-  """Loads the real images, draws as many simulated live captures and returns the AUCs."""
+def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
+                 data_dir: str | None = None, split: str = "test", config: str = "default",
+                 n_sim: int | None = None, seed: int = 0, limit: int | None = None,
+                 style: str | None = None, which: str = "lr", folds: int = 5,
+                 sim=None) -> RealismReport:
+  """Loads the real images, draws as many simulated live captures and returns the AUCs.
+
+  The real images are a folder (``real_dir``) or a split of the ``hand_radiographs``
+  builder (``manual_dir``, ``data_dir``, ``split``, ``config``).
+  """
   from palmjax.data import palm_xray
 
   if sim is None:
@@ -293,18 +298,32 @@ def realism_test(real_dir: str, *, n_sim: int | None = None, seed: int = 0,
         style=style)
   if which not in ("lr", "hr"):
     raise InputError(f"which must be 'lr' or 'hr', got {which!r}")
+  if (real_dir is None) == (manual_dir is None):
+    raise InputError("give the real radiographs either as a folder (--real DIR) or as a "
+                     "hand_radiographs split (--manual-dir DIR --data-dir DIR --split S)")
   size = sim.lr_size if which == "lr" else sim.size
-  real, _ = load_real(real_dir, size, limit=limit, seed=seed)
+  if real_dir is not None:
+    real, _ = load_real(real_dir, size, limit=limit, seed=seed)
+    where = real_dir
+  else:
+    if data_dir is None:
+      raise InputError("--manual-dir needs --data-dir (where the TFDS builder is stored)")
+    real, _ = load_real_split(manual_dir, data_dir, split, size, config=config,
+                              limit=limit, seed=seed)
+    where = f"hand_radiographs/{config}:{split}"
+  if len(real) < folds:
+    raise InputError(f"{len(real)} real radiographs; {folds}-fold cross-validation needs "
+                     f"at least {folds}")
   n_sim = len(real) if n_sim is None else n_sim
   if n_sim < folds:
     raise InputError(f"--n-sim must be >= {folds}, got {n_sim}")
   simulated = simulated_live(jax.random.key(seed), n_sim, sim, which=which)
   aucs = realism_aucs(real, simulated, folds=folds, seed=seed)
-  return RealismReport(len(real), n_sim, size, sim.style, aucs)
+  return RealismReport(len(real), n_sim, size, sim.style, aucs, where)
 
 
 def summary_table(rep: RealismReport) -> str:
-  lines = [f"real {rep.n_real} vs simulated live {rep.n_sim} (style {rep.style}, "
+  lines = [f"real {rep.n_real} ({rep.real}) vs simulated live {rep.n_sim} (style {rep.style}, "
            f"{rep.size} px): cross-validated ROC AUC (0.5 = indistinguishable)",
            "| features | AUC |", "|---|---|"]
   lines += [f"| {k} | {v:.3f} |" for k, v in rep.aucs.items()]
