@@ -33,8 +33,8 @@ import numpy as np
 
 
 def load_real(manual_dir: str, data_dir: str) -> dict[str, dict[str, np.ndarray]]:
-  from palmjax.data.hand_radiographs_tfds import load_arrays
-  return load_arrays(manual_dir, data_dir, config="shared")
+  from palmjax.data.hand_radiographs_tfds import load_splits
+  return load_splits(manual_dir, data_dir, config="shared")
 
 
 def eval_only(args) -> int:

@@ -52,8 +52,8 @@ def main() -> None:
   args = ap.parse_args()
   real = None
   if args.real:
-    from palmjax.data.hand_radiographs_tfds import load_arrays
-    real = load_arrays(args.real, args.data_dir, config="shared")  # as palm_real.py
+    from palmjax.data.hand_radiographs_tfds import load_splits
+    real = load_splits(args.real, args.data_dir, config="shared")  # as palm_real.py
 
   rows = list(args.inputs) + (["hr (oracle)"] if args.oracle_hr else [])
   results: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}

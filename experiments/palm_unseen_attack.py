@@ -49,8 +49,8 @@ def main() -> None:
 
   real = None
   if args.real:
-    from palmjax.data.hand_radiographs_tfds import load_arrays
-    real = load_arrays(args.real, args.data_dir, config="shared")  # as palm_real.py
+    from palmjax.data.hand_radiographs_tfds import load_splits
+    real = load_splits(args.real, args.data_dir, config="shared")  # as palm_real.py
   rows = []
   for kind in args.kinds:
     cfg = palm_train.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,

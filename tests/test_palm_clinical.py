@@ -388,13 +388,13 @@ def test_masked_black_background_is_not_a_collimator_band():
   assert np.asarray(quality.field_of_view(x[None])).all()
 
 
-def test_load_arrays_and_real_lives_in_the_data_path(tmp_path):
-  from palmjax.data.hand_radiographs_tfds import load_arrays
+def test_load_splits_and_real_lives_in_the_data_path(tmp_path):
+  from palmjax.data.hand_radiographs_tfds import load_splits
   from palmjax.data.palm_xray import LIVE, PRINTED_RADIOGRAPH
   from palmjax.palm import train as palm_train
   root = tmp_path / "manual"
   _fixture_tree(root)
-  real = load_arrays(root, tmp_path / "d", config="shared")
+  real = load_splits(root, tmp_path / "d", config="shared")
   b = HandRadiographs(config="shared", data_dir=str(tmp_path / "d"))
   for split, d in real.items():
     ds = b.as_data_source(split=split)

@@ -165,10 +165,10 @@ def _manual_dir(root, n=24):
 
 
 def test_load_real_split_reads_the_builder(tmp_path):
-  from palmjax.data.hand_radiographs_tfds import load_arrays
+  from palmjax.data.hand_radiographs_tfds import load_splits
   _manual_dir(tmp_path / "m")
   x, names = R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64)
-  ref = load_arrays(tmp_path / "m", tmp_path / "d")["train"]
+  ref = load_splits(tmp_path / "m", tmp_path / "d")["train"]
   np.testing.assert_array_equal(x, ref["lr"][..., 0])
   assert names == [f"clinic/{s}" for s in ref["subject"]] and len(names) >= 10
   sub, sub_names = R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64,

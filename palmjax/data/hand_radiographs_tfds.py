@@ -207,7 +207,7 @@ class HandRadiographs(tfds.core.GeneratorBasedBuilder):
       }
 
 
-def load_arrays(manual_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
+def load_splits(manual_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
                 config: HandRadiographsConfig | str = "default"
                 ) -> dict[str, dict[str, np.ndarray]]:
   """Builds (once) and reads every split as arrays: ``{split: {"lr", "source",

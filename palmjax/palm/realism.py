@@ -232,7 +232,7 @@ def load_real_split(manual_dir: str, data_dir: str, split: str, size: int, *,
   ``config`` is the builder config (``default``, ``shared``, ...); its capture size must be
   ``size``. With ``limit``, a seeded random subset of that many captures.
   """
-  from palmjax.data.hand_radiographs_tfds import HandRadiographs, load_arrays
+  from palmjax.data.hand_radiographs_tfds import HandRadiographs, load_splits
 
   configs = {c.name: c for c in HandRadiographs.BUILDER_CONFIGS}
   if config not in configs:
@@ -241,7 +241,7 @@ def load_real_split(manual_dir: str, data_dir: str, split: str, size: int, *,
   if configs[config].size != size:
     raise InputError(f"hand_radiographs config {config!r} holds {configs[config].size} px "
                      f"captures; the simulator's capture is {size} px")
-  data = load_arrays(manual_dir, data_dir, config=config)
+  data = load_splits(manual_dir, data_dir, config=config)
   if split not in data:
     raise InputError(f"hand_radiographs ({manual_dir}) has no {split!r} split; it has "
                      f"{sorted(data)}")

@@ -323,7 +323,7 @@ def add_real_lives(cfg: PalmTrainConfig, splits: dict[str, dict], real: dict[str
                    ) -> dict[str, np.ndarray]:
   """Real live radiographs in the data path (issue: palm on real radiographs).
 
-  ``real``: :func:`palmjax.data.hand_radiographs_tfds.load_arrays` splits. The real
+  ``real``: :func:`palmjax.data.hand_radiographs_tfds.load_splits` splits. The real
   **train** captures (repeated ``repeat`` times) and one print-and-recapture copy of each
   (:func:`palmjax.palm.augment.pseudo_spoofs`, labelled spoof, attack kind
   ``printed_radiograph``) are returned as ``extra_train`` for :func:`train`; the real
