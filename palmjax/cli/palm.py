@@ -28,8 +28,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
   add_dataclass_arguments(p, PalmXrayConfig, helps={
       "size": "HR image size", "scale": "LR factor",
       "live_fraction": "probability of a live sample",
-      "style": "simulator look: v1 (the shipped classifier's) or v2 (calibrated against "
-               "real radiographs)"})
+      "style": "simulator look: v1 (the original), v2 (anatomy and display chain of real "
+               "radiographs) or v3 (v2 framed and displayed as the real train split; the "
+               "closest to real radiographs by `palmjax palm realism`)"})
   p.set_defaults(func=_simulate)
 
 

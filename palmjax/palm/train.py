@@ -50,8 +50,8 @@ class PalmTrainConfig:
   # Add a re-captured copy of every live training capture, labelled spoof (palm.augment).
   pseudo_spoofs: bool = False
   data_seed: int = 0
-  # Simulator look (palm_xray.STYLES): "v1" the shipped classifier's training look, "v2"
-  # calibrated against real radiographs (palmjax palm realism).
+  # Simulator look (palm_xray.STYLES): "v1" the original, "v2" / "v3" calibrated against
+  # real radiographs (palmjax palm realism; README "Simulator styles and realism").
   sim_style: str = "v1"
   # Model.
   features: tuple[int, ...] = (16, 32, 64, 128)
