@@ -62,3 +62,28 @@ def save_dicom(path, stored, *, photometric="MONOCHROME2", slope=1.0, intercept=
     ds.WindowCenter, ds.WindowWidth = window
   ds.PixelData = stored.astype(np.uint16).tobytes()
   ds.save_as(os.fspath(path), enforce_file_format=True)
+
+
+def assert_sample_sums(cfg, hr, lr):
+  """``palm_xray.sample(key(5), 5, cfg)``, one capture of each kind, still sums per image to
+  ``hr`` / ``lr`` (pins a simulator style's look against later changes)."""
+  import jax
+
+  from palmjax.data import palm_xray as px
+  b = px.sample(jax.random.key(5), 5, cfg, attacks=np.arange(5, dtype=np.int32))
+  np.testing.assert_allclose(np.asarray(b["hr"], np.float64).sum((1, 2, 3)), hr, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(b["lr"], np.float64).sum((1, 2, 3)), lr, rtol=1e-6)
+
+
+def assert_deterministic_per_key_and_start(cfg, batch, kinds, tail):
+  """``batch`` (``sample(key(3), len(kinds), cfg, attacks=kinds)``) is drawn again bit for
+  bit, its last ``tail`` captures alone with ``start=``, and another key differs."""
+  import jax
+
+  from palmjax.data import palm_xray as px
+  again = px.sample(jax.random.key(3), len(kinds), cfg, attacks=kinds)
+  np.testing.assert_array_equal(np.asarray(again["hr"]), batch["hr"])
+  end = px.sample(jax.random.key(3), tail, cfg, start=len(kinds) - tail, attacks=kinds[-tail:])
+  np.testing.assert_array_equal(np.asarray(end["lr"]), batch["lr"][-tail:])
+  other = px.sample(jax.random.key(4), tail, cfg, attacks=kinds[:tail])
+  assert not np.array_equal(np.asarray(other["hr"]), batch["hr"][:tail])

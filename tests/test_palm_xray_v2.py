@@ -10,6 +10,7 @@ from scipy.ndimage import binary_dilation
 from palmjax.data import palm_xray as px
 from palmjax.errors import InputError
 from palmjax.palm import realism as R
+from radiographs import assert_deterministic_per_key_and_start, assert_sample_sums
 
 pytestmark = pytest.mark.slow  # the whole file is slow (see BUILD.md, Tests)
 
@@ -24,14 +25,12 @@ def v2():
 
 def test_v1_look_is_unchanged():
   # Sums of sample(key(5), 5, size 64, one of each kind) before style v2 existed.
-  b = px.sample(jax.random.key(5), 5, px.PalmXrayConfig(size=64),
-                attacks=np.arange(5, dtype=np.int32))
-  hr = [1244.5666882339865, 1254.5615467466414, 1088.0254210256971, 697.5821311126929,
-        670.4104368444532]
-  lr = [310.82375771249644, 317.11352632008493, 273.3693594385404, 167.85123972594738,
-        154.53992521576583]
-  np.testing.assert_allclose(np.asarray(b["hr"], np.float64).sum((1, 2, 3)), hr, rtol=1e-6)
-  np.testing.assert_allclose(np.asarray(b["lr"], np.float64).sum((1, 2, 3)), lr, rtol=1e-6)
+  assert_sample_sums(
+      px.PalmXrayConfig(size=64),
+      hr=[1244.5666882339865, 1254.5615467466414, 1088.0254210256971, 697.5821311126929,
+          670.4104368444532],
+      lr=[310.82375771249644, 317.11352632008493, 273.3693594385404, 167.85123972594738,
+          154.53992521576583])
 
 
 def test_v2_shapes_dtypes_ranges_8bit(v2):
@@ -57,12 +56,7 @@ def test_v2_never_clips_white(v2):
 
 
 def test_v2_deterministic_per_key_and_start(v2):
-  again = px.sample(jax.random.key(3), len(KINDS), V2, attacks=KINDS)
-  np.testing.assert_array_equal(np.asarray(again["hr"]), v2["hr"])
-  tail = px.sample(jax.random.key(3), 6, V2, start=len(KINDS) - 6, attacks=KINDS[-6:])
-  np.testing.assert_array_equal(np.asarray(tail["lr"]), v2["lr"][-6:])
-  other = px.sample(jax.random.key(4), 6, V2, attacks=KINDS[:6])
-  assert not np.array_equal(np.asarray(other["hr"]), v2["hr"][:6])
+  assert_deterministic_per_key_and_start(V2, v2, KINDS, tail=6)
 
 
 def test_v2_differs_from_v1_and_bad_style_raises(v2):

@@ -10,6 +10,7 @@ import pytest
 
 from palmjax.data import palm_xray as px
 from palmjax.palm import realism as R
+from radiographs import assert_deterministic_per_key_and_start, assert_sample_sums
 
 pytestmark = pytest.mark.slow  # compiles the simulator (see BUILD.md, Tests)
 
@@ -24,14 +25,12 @@ def v3():
 
 def test_v2_look_is_unchanged_by_v3():
   # Sums of sample(key(5), 5, size 64, style v2, one of each kind) before style v3 existed.
-  b = px.sample(jax.random.key(5), 5, V3.replace(style="v2"),
-                attacks=np.arange(5, dtype=np.int32))
-  hr = [433.63139663171023, 450.2117886939086, 540.9412079378963, 452.619631011039,
-        603.7059115618467]
-  lr = [108.81177048012614, 113.07451588194817, 135.57647801563144, 112.49412341788411,
-        149.31765419617295]
-  np.testing.assert_allclose(np.asarray(b["hr"], np.float64).sum((1, 2, 3)), hr, rtol=1e-6)
-  np.testing.assert_allclose(np.asarray(b["lr"], np.float64).sum((1, 2, 3)), lr, rtol=1e-6)
+  assert_sample_sums(
+      V3.replace(style="v2"),
+      hr=[433.63139663171023, 450.2117886939086, 540.9412079378963, 452.619631011039,
+          603.7059115618467],
+      lr=[108.81177048012614, 113.07451588194817, 135.57647801563144, 112.49412341788411,
+          149.31765419617295])
 
 
 def test_v3_shapes_ranges_8bit_no_clipping(v3):
@@ -48,12 +47,7 @@ def test_v3_shapes_ranges_8bit_no_clipping(v3):
 
 
 def test_v3_deterministic_per_key_and_start(v3):
-  again = px.sample(jax.random.key(3), len(KINDS), V3, attacks=KINDS)
-  np.testing.assert_array_equal(np.asarray(again["hr"]), v3["hr"])
-  tail = px.sample(jax.random.key(3), 4, V3, start=len(KINDS) - 4, attacks=KINDS[-4:])
-  np.testing.assert_array_equal(np.asarray(tail["lr"]), v3["lr"][-4:])
-  assert not np.array_equal(np.asarray(px.sample(jax.random.key(4), 4, V3,
-                                                 attacks=KINDS[:4])["hr"]), v3["hr"][:4])
+  assert_deterministic_per_key_and_start(V3, v3, KINDS, tail=4)
 
 
 def _extent(mask):
