@@ -70,6 +70,13 @@ def main(argv=None) -> int:
   ap.add_argument("--n-val", type=int, default=512)
   ap.add_argument("--num-steps", type=int, default=3000)
   ap.add_argument("--real-repeat", type=int, default=3)
+  ap.add_argument("--learning-rate", type=float, default=1e-3)
+  ap.add_argument("--data-seed", type=int, default=0,
+                  help="seed of the simulated train / validation captures (the simulated "
+                       "test captures have their own fixed seed)")
+  ap.add_argument("--init-from", default=None, metavar="MODEL",
+                  help="start from this exported classifier (fine-tuning; a new "
+                       "learning-rate schedule of --num-steps)")
   ap.add_argument("--n-sim-test", type=int, default=1000)
   ap.add_argument("--export", default=None)
   ap.add_argument("--report", default=None)
@@ -87,7 +94,8 @@ def main(argv=None) -> int:
   t0 = time.time()
   cfg = T.PalmTrainConfig(input=args.input, n_train=args.n_train, n_val=args.n_val,
                           num_steps=args.num_steps, sim_style=args.sim_style,
-                          eval_every=250, save_every=250)
+                          learning_rate=args.learning_rate, data_seed=args.data_seed,
+                          init_from=args.init_from, eval_every=250, save_every=250)
   real = load_real(args.manual_dir, args.data_dir)
   sr_model = T.load_sr_for(cfg)
   splits = T.make_splits(cfg, progress=False)
@@ -105,10 +113,10 @@ def main(argv=None) -> int:
   sp, scfg, sthr, _ = T.load_classifier(det_lib.default_classifier_path())
   report["before"] = {"real_test": T.evaluate_real_lives(sp, scfg, sthr, test["lr"],
                                                          T.load_sr_for(scfg)),
-                      "sim_test": T.evaluate_simulated(sp, scfg, sthr, args.n_sim_test, 4048),
-                      "sim_test_new_style": T.evaluate_simulated(
-                          sp, dataclasses.replace(scfg, sim_style=args.sim_style), sthr,
-                          args.n_sim_test, 4048)}
+                      "sim_test": T.evaluate_simulated(sp, scfg, sthr, args.n_sim_test, 4048)}
+  if scfg.sim_style != args.sim_style:
+    report["before"]["sim_test_new_style"] = T.evaluate_simulated(
+        sp, dataclasses.replace(scfg, sim_style=args.sim_style), sthr, args.n_sim_test, 4048)
   report["seconds"] = time.time() - t0
   print(json.dumps(report, indent=1, default=float))
   if args.report:

@@ -179,6 +179,13 @@ def test_load_real_split_reads_the_builder(tmp_path):
     R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 32)
   with pytest.raises(InputError, match="unknown"):
     R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64, config="nope")
+  with pytest.raises(InputError, match="no split 'tset'.*'test', 'train', 'validation'"):
+    R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "tset", 64)
+  # One split is read alone, and equals the same split read with the others.
+  one = load_splits(tmp_path / "m", tmp_path / "d", splits=["validation"])
+  assert list(one) == ["validation"]
+  np.testing.assert_array_equal(one["validation"]["lr"],
+                                load_splits(tmp_path / "m", tmp_path / "d")["validation"]["lr"])
 
 
 @pytest.mark.slow

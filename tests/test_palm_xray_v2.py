@@ -80,7 +80,7 @@ def test_v2_masked_background_is_exactly_black(monkeypatch):
     assert (b["hr"][i, ..., 0][~air] > 0).mean() > 0.5
 
 
-@pytest.mark.parametrize("style", ["v2", "v3"])
+@pytest.mark.parametrize("style", ["v2", "v3", "v4"])
 def test_acquisition_does_not_depend_on_class(style):
   # Same key, different forced kinds: the same dose (exposure) and the same display draw.
   key = jax.random.key(11)
@@ -91,7 +91,7 @@ def test_acquisition_does_not_depend_on_class(style):
     np.testing.assert_array_equal(np.asarray(a["params"][k]), np.asarray(b["params"][k]))
 
 
-@pytest.mark.parametrize("style", ["v2", "v3"])
+@pytest.mark.parametrize("style", ["v2", "v3", "v4"])
 @pytest.mark.parametrize("measure", ["spectrum_slope", "noise_level"])
 def test_sharpness_and_noise_spread_both_ways_in_every_class(measure, style):
   # For every object class some captures are sharper / less noisy than the median live

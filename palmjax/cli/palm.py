@@ -29,8 +29,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
       "size": "HR image size", "scale": "LR factor",
       "live_fraction": "probability of a live sample",
       "style": "simulator look: v1 (the original), v2 (anatomy and display chain of real "
-               "radiographs) or v3 (v2 framed and displayed as the real train split; the "
-               "closest to real radiographs by `palmjax palm realism`)"})
+               "radiographs), v3 (v2 framed and displayed as the real train split) or v4 "
+               "(v3 with the film plate, faint captures and a longer forearm; the closest "
+               "to real radiographs by `palmjax palm realism`)"})
   p.set_defaults(func=_simulate)
 
 
@@ -146,7 +147,7 @@ def _add_realism(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--n-sim", type=int, help="simulated captures (default: as many as real)")
   p.add_argument("--seed", type=int, default=0, help="PRNG / fold seed (default 0)")
   p.add_argument("--limit", type=int, help="use a random subset of this many real images")
-  p.add_argument("--style", default="v1", help="simulator style (v1, v2, v3; default v1)")
+  p.add_argument("--style", default="v1", help="simulator style (v1, v2, v3, v4; default v1)")
   p.add_argument("--which", choices=("lr", "hr"), default="lr",
                  help="compare the LR capture (the detector's input; default) or the HR one")
   p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")

@@ -48,6 +48,7 @@ import hashlib
 import json
 import os
 import pathlib
+from typing import Sequence
 
 import numpy as np
 
@@ -208,16 +209,23 @@ class HandRadiographs(tfds.core.GeneratorBasedBuilder):
 
 
 def load_splits(manual_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
-                config: HandRadiographsConfig | str = "default"
-                ) -> dict[str, dict[str, np.ndarray]]:
-  """Builds (once) and reads every split as arrays: ``{split: {"lr", "source",
-  "subject"}}``, ``lr`` float32 ``[N, s, s, 1]`` in [0, 1]. ``config``: a builder config
-  name or a :class:`HandRadiographsConfig` (e.g. ``shared_subjects=True``)."""
+                config: HandRadiographsConfig | str = "default",
+                splits: Sequence[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+  """Builds (once) and reads every split (or only ``splits``) as arrays: ``{split: {"lr",
+  "source", "subject"}}``, ``lr`` float32 ``[N, s, s, 1]`` in [0, 1]. ``config``: a builder
+  config name or a :class:`HandRadiographsConfig` (e.g. ``shared_subjects=True``). A split
+  the builder does not have is an :class:`~palmjax.errors.InputError` naming the ones it
+  has."""
   b = HandRadiographs(config=config, data_dir=os.fspath(data_dir))
   b.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)))
+  have = list(b.info.splits)
+  missing = [s for s in (splits or ()) if s not in have]
+  if missing:
+    raise InputError(f"hand_radiographs ({os.fspath(manual_dir)}) has no split "
+                     f"{', '.join(map(repr, missing))}; it has {sorted(have)}")
   out = {}
-  for split in b.info.splits:
+  for split in (have if splits is None else splits):
     ds = b.as_data_source(split=split)
     ex = [ds[i] for i in range(len(ds))]
     text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731

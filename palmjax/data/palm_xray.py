@@ -75,8 +75,13 @@ soft tissue lighter than it and fading into it over a wide skin ramp, the window
 level from the real split's quantiles (``V3_TOP``, a few faint captures) and a lower
 gamma; a side marker on the image's left; collimator shutters in ``V3_COLLIMATOR``;
 sharper, less noisy acquisition (``V3_PSF_PX``, ``V3_DOSE``) and stronger dynamic-range
-compression. The spoof objects are the same in every style and framed by the same code;
-only the acquisition, display and framing differ.
+compression. ``"v4"`` is v3 plus what the realism test showed next (:func:`_draw_v4`, the
+``V4_*`` constants; iterated on the train split, checked on the validation split): the
+film / cassette plate the hand lies on, a tilted rectangle lighter than the background
+around it whose edges show inside the crop (:func:`_plate`; in ``V4_PLATE`` of the
+unmasked captures), more faint low-contrast captures (``V4_TOP``) and a longer stretch of
+forearm (``V4_FOREARM_MM``). The spoof objects are the same in every style and framed by
+the same code; only the acquisition, display and framing differ.
 
 Global statistics (mean, std, intensity histogram) overlap between the classes by
 construction (randomised exposure, thickness and automatic window): the differences lie in
@@ -108,9 +113,11 @@ PRINTED_RADIOGRAPH = ATTACK_NAMES.index("printed_radiograph")
 # Simulator looks (``PalmXrayConfig.style``): "v1" the original look, "v2" calibrated
 # against real clinical hand radiographs (the shipped classifier was trained on it), "v3"
 # v2's anatomy and display chain with framing, window and background calibrated against
-# the train split of the ``hand_radiographs`` builder as the clinical loader crops it.
-STYLES = ("v1", "v2", "v3")
-_CALIBRATED = ("v2", "v3")   # styles with v2's anatomy, acquisition and display chain
+# the train split of the ``hand_radiographs`` builder as the clinical loader crops it,
+# "v4" v3 with the film plate behind the hand, more faint captures and a longer forearm.
+STYLES = ("v1", "v2", "v3", "v4")
+_CALIBRATED = ("v2", "v3", "v4")   # styles with v2's anatomy, acquisition and display chain
+_FRAMED = ("v3", "v4")   # styles framed as the clinical loader crops (v3's framing)
 # Style-v2 ranges (log-uniform where a factor): acquisition blur sigma in HR pixels (v1:
 # 0.6 fixed), dose factor on ``exposure_range``, the frame's side in mm per unit hand scale,
 # and the share of captures whose background the display masks to black.
@@ -155,6 +162,21 @@ V3_SKIN_RAMP = 4.0
 V3_GAMMA = (0.5, 1.0)
 V3_ZOOMED = 0.15
 V3_ZOOM = (1.0, 1.1, 1.8)
+# Style v4 (v3 plus what the realism test found next, iterated on the train split and
+# checked on the validation split): the film / cassette plate the hand lies on, a
+# rectangle lighter than the background around it in V4_PLATE of the captures (not in
+# masked ones), its edges' distances from the frame's centre (fractions of the frame;
+# beyond 0.5 the edge is outside the crop) and tilt.
+V4_PLATE = 0.3
+V4_PLATE_LEVEL = (0.02, 0.15)
+V4_PLATE_SIDE = (0.36, 0.52)
+V4_PLATE_TOP = (0.4, 0.55)
+V4_PLATE_BOTTOM = (0.4, 0.6)
+V4_PLATE_DEG = 4.0
+# v4 re-draws two v3 levels: more faint, low-contrast captures (the window's top level at
+# quantiles V3_BG_Q) and a longer stretch of forearm above the radiograph's lower edge.
+V4_TOP = (0.15, 0.25, 0.5, 0.8, 0.9, 0.97, 0.97)
+V4_FOREARM_MM = (40.0, 100.0)
 
 # ---------------------------------------------------------------------------------------
 # Attenuation. Mass attenuation coefficients mu/rho (cm^2/g) at 40, 50 and 60 keV and the
@@ -567,7 +589,7 @@ def _hand_geometry(p: dict[str, jax.Array], key, style: str = "v1") -> dict[str,
   s = p["hand_scale"]
   spread = p["spread"]
   gap = p["joint_gap_mm"] * s
-  gain = _SPREAD_GAIN_V3 if style == "v3" else _SPREAD_GAIN
+  gain = _SPREAD_GAIN_V3 if style in _FRAMED else _SPREAD_GAIN
   mc_ang = jnp.asarray(_MC_ANGLE) + (spread - 1.0) * gain
   ph_ang = mc_ang + jnp.asarray(_FINGER_FAN) * spread
   ang = jnp.where(tb["pos"] == 0, mc_ang[tb["ray"]], ph_ang[tb["ray"]])
@@ -618,7 +640,7 @@ def _hand_geometry(p: dict[str, jax.Array], key, style: str = "v1") -> dict[str,
                            jnp.asarray([14.0]) * s, 0.85 * f_r, 0.85 * bulge_r])
   if v2:  # thinner palm and fingers; a slimmer forearm (solid 0) that keeps its depth
     env_c = env_c * jnp.asarray([1.0] + [_SOFT_DEPTH_V2] * (env_c.shape[0] - 1))
-    if style == "v3":
+    if style in _FRAMED:
       env_c = env_c.at[1:8].multiply(_PALM_DEPTH_V3).at[0].multiply(_FOREARM_DEPTH_V3)
     env_r = env_r.at[0].multiply(0.8 if style == "v2" else V3_FOREARM_R)
   return dict(a=a, b=b, r=r, waist=waist, tubular=tubular, plate_t=plate_t,
@@ -698,7 +720,7 @@ def _object_frame(p, key, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
   """
   g = _hand_geometry(p, key, cfg.style)
   framing = {}
-  if cfg.style == "v3":
+  if cfg.style in _FRAMED:
     framing = _frame_v3(g, p, cfg)
     p = dict(p, **{k: framing[k] for k in ("magnification", "shift_x_mm", "shift_y_mm")})
   x0, y0 = _pixel_grid(cfg)
@@ -983,6 +1005,42 @@ def _draw_v3(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
   )
 
 
+def _draw_v4(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
+  """Style-v4 parameters: v3's draw (same key) plus the film / cassette plate behind the
+  hand (from ``fold_in(key, 4)``; ``V4_*``)."""
+  q = _draw_v3(key, p, cfg)
+  uni = iter(jax.random.uniform(jax.random.fold_in(key, 4), (16,), jnp.float32))
+  u = lambda lo=0.0, hi=1.0: lo + (hi - lo) * next(uni)
+  on = (u() < V4_PLATE).astype(jnp.float32)
+  return dict(
+      q,
+      top_level=jnp.maximum(jnp.interp(u(), jnp.asarray(V3_BG_Q), jnp.asarray(V4_TOP)),
+                            q["soft_level"] + 0.1),
+      forearm_mm=u(*V4_FOREARM_MM) * p["hand_scale"],
+      # Plate edges as fractions of the frame from its centre (an edge beyond +-0.5 lies
+      # outside the crop); the level it adds to the background; its tilt.
+      plate=on * (q["masked"] < 0.5),
+      plate_level=u(*V4_PLATE_LEVEL),
+      plate_left=-u(*V4_PLATE_SIDE),
+      plate_right=u(*V4_PLATE_SIDE),
+      plate_top=u(*V4_PLATE_TOP),
+      plate_bottom=-u(*V4_PLATE_BOTTOM),
+      plate_angle=u(-V4_PLATE_DEG, V4_PLATE_DEG),
+  )
+
+
+def _plate(n: int, q) -> jax.Array:
+  """Area-sampled mask ``[n, n]`` of the (tilted) plate rectangle of ``q``."""
+  c = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n - 0.5
+  xx, yy = c[None, :], -c[:, None]
+  th = jnp.deg2rad(q["plate_angle"])
+  x = jnp.cos(th) * xx + jnp.sin(th) * yy
+  y = -jnp.sin(th) * xx + jnp.cos(th) * yy
+  edge = lambda d: jnp.clip(d * n + 0.5, 0.0, 1.0)
+  return (edge(x - q["plate_left"]) * edge(q["plate_right"] - x)
+          * edge(q["plate_top"] - y) * edge(y - q["plate_bottom"]))
+
+
 def _marker(img, q, cfg: PalmXrayConfig):
   """Burns a lead side marker (an "L" on a tab, area-sampled) into a displayed image.
 
@@ -1048,6 +1106,8 @@ def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
       ang = jnp.deg2rad(q["bg_ramp_angle"])
       bg = jnp.maximum(bg + q["bg_ramp"] * (jnp.cos(ang) * r[None, :]
                                             + jnp.sin(ang) * r[:, None]), 0.0)
+    if "plate" in q:   # v4: the film / cassette behind the hand, lighter than around it
+      bg = bg + q["plate"] * q["plate_level"] * _plate(pv.shape[0], q)
     w = jnp.clip((fg - thr) / soft_edge, 0.0, 1.0)
     out = w * disp + (1.0 - w) * jnp.where(q["masked"] > 0.5, 0.0, bg)
     # Collimator shutters left and right of the hand, blacked out by the display.
@@ -1069,7 +1129,7 @@ def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
   k_par, k_geo, k_obj, k_noise = jax.random.split(key, 4)
   p = _draw_params(k_par, forced_attack, cfg)
   if cfg.style in _CALIBRATED:
-    draw = _draw_v3 if cfg.style == "v3" else _draw_v2
+    draw = {"v2": _draw_v2, "v3": _draw_v3, "v4": _draw_v4}[cfg.style]
     q = draw(jax.random.fold_in(key, 2), p, cfg)
     # Flat-field (gain) calibration of a digital detector removes the heel effect.
     p = dict(p, exposure=p["exposure"] * q["dose"], gamma=q["gamma"], psf_px=q["psf_px"],
@@ -1077,7 +1137,7 @@ def _sample_one(key, forced_attack, cfg: PalmXrayConfig):
              lr_psf_factor=q["lr_psf_factor"],
              **{k: q[k] for k in ("magnification", "shift_x_mm", "shift_y_mm",
                                   "rotation_deg")})
-    if cfg.style == "v3":
+    if cfg.style in _FRAMED:
       p = dict(p, **{k: q[k] for k in ("spread", "mirrored", "forearm_mm", "zoom",
                                        "zoom_x", "zoom_y")})
   f = _object_frame(p, k_geo, cfg)

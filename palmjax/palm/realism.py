@@ -241,11 +241,7 @@ def load_real_split(manual_dir: str, data_dir: str, split: str, size: int, *,
   if configs[config].size != size:
     raise InputError(f"hand_radiographs config {config!r} holds {configs[config].size} px "
                      f"captures; the simulator's capture is {size} px")
-  data = load_splits(manual_dir, data_dir, config=config)
-  if split not in data:
-    raise InputError(f"hand_radiographs ({manual_dir}) has no {split!r} split; it has "
-                     f"{sorted(data)}")
-  d = data[split]
+  d = load_splits(manual_dir, data_dir, config=config, splits=[split])[split]
   idx = _subset(list(range(len(d["lr"]))), limit, seed)
   names = [f"{d['source'][i]}/{d['subject'][i]}" for i in idx]
   return d["lr"][idx, ..., 0], names

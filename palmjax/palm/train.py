@@ -50,7 +50,7 @@ class PalmTrainConfig:
   # Add a re-captured copy of every live training capture, labelled spoof (palm.augment).
   pseudo_spoofs: bool = False
   data_seed: int = 0
-  # Simulator look (palm_xray.STYLES): "v1" the original, "v2" / "v3" calibrated against
+  # Simulator look (palm_xray.STYLES): "v1" the original, "v2" / "v3" / "v4" calibrated against
   # real radiographs (palmjax palm realism; README "Simulator styles and realism").
   sim_style: str = "v1"
   # Model.
