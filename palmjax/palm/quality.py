@@ -27,7 +27,10 @@ Collimation: a radiograph is often collimated to a smaller open field, the shutt
 as uniform bands along the frame's edges at another level than the field (black, or white
 when unexposed film is displayed white). :func:`field_of_view` finds such bands; the measures
 above are then taken on the open field (its borders, its size), and the bands are never hand.
-A masked black background that runs on into the hand's surroundings is not a band.
+A masked black background that runs on into the hand's surroundings is not a band. The
+shutters of one radiograph are one collimator shown by one display, so its bands share a
+level: a grey run beside a black or white band (the background beside a hand that fills
+the field) is not a band.
 """
 
 from __future__ import annotations
@@ -169,7 +172,13 @@ def field_of_view(images: ArrayLike) -> jax.Array:
     share = jnp.sum(at_level & candidate, axis=(1, 2)) / n_in
     extreme = (level <= lo + _BAND_LEVEL) | (level >= hi - _BAND_LEVEL)
     widths.append(jnp.where((run > 0) & (share < _FIELD_SHARE) & extreme, run, 0))
-  return inside(*widths)
+  # One collimator, one display: bands farther from black / white than the most extreme
+  # band (by more than the band tolerance) are the field's own background, not shutters.
+  gap = jnp.stack([jnp.minimum(level, 1.0 - level) for level, _ in sides], axis=1)
+  width = jnp.stack(widths, axis=1)
+  closest = jnp.min(jnp.where(width > 0, gap, jnp.inf), axis=1, keepdims=True)
+  width = jnp.where(gap <= closest + _BAND_LEVEL, width, 0)
+  return inside(*(width[:, i] for i in range(4)))
 
 
 def _open3(fg: jax.Array) -> jax.Array:
