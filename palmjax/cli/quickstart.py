@@ -320,8 +320,8 @@ def _reconcile(palm: dict | None, face_results: list | None) -> None:
           f"shipped classifier on only {palm['n']} simulated captures (one error among the "
           f"~{palm['n'] // 8} of one attack kind moves ACER by ~{400 / palm['n']:.1f} points); "
           "the README's headline figures for the same model are on 1,000+ simulated "
-          "captures and on real RSNA radiographs (BPCER 0/199), and its 0.57% ACER table "
-          "is the older simulator-only model on v1 captures.")
+          "captures and on held-out real RSNA radiographs (BPCER 4/199), and its 0.57% ACER "
+          "table is the older simulator-only model on v1 captures.")
   if face_results is not None:
     print("  The face sessions above are single simulated examples, not rates: the README's "
           "cascade ACER (F1-F8) is measured on 40 simulated sessions per kind, and its "
