@@ -188,6 +188,16 @@ def test_load_real_split_reads_the_builder(tmp_path):
                                 load_splits(tmp_path / "m", tmp_path / "d")["validation"]["lr"])
 
 
+def test_realism_split_needs_a_data_dir_and_one_source(tmp_path):
+  # Checked by realism_test before anything is read (the CLI relies on it).
+  with pytest.raises(InputError, match="--manual-dir needs --data-dir"):
+    R.realism_test(manual_dir=str(tmp_path))
+  with pytest.raises(InputError, match="either as a folder"):
+    R.realism_test(str(tmp_path), manual_dir=str(tmp_path), data_dir=str(tmp_path))
+  with pytest.raises(InputError, match="either as a folder"):
+    R.realism_test()
+
+
 @pytest.mark.slow
 def test_realism_cli_on_a_folder_and_on_a_split(tmp_path, capsys):
   from palmjax.cli import main

@@ -164,8 +164,6 @@ def _realism(args: argparse.Namespace) -> int:
     raise InputError(f"--limit must be >= --folds ({args.folds}), got {args.limit}")
   if args.folds < 2:
     raise InputError(f"--folds must be >= 2, got {args.folds}")
-  if args.manual_dir is not None and args.data_dir is None:
-    raise InputError("--manual-dir needs --data-dir (where the TFDS builder is stored)")
   rep = realism.realism_test(args.real, manual_dir=args.manual_dir, data_dir=args.data_dir,
                              split=args.split, config=args.config, n_sim=args.n_sim,
                              seed=args.seed, limit=args.limit, style=args.style,

@@ -111,7 +111,7 @@ MODEL_SIMPLE_BONES = ATTACK_NAMES.index("model_simple_bones")
 MODEL_OTHER_BONES = ATTACK_NAMES.index("model_other_bones")
 PRINTED_RADIOGRAPH = ATTACK_NAMES.index("printed_radiograph")
 # Simulator looks (``PalmXrayConfig.style``): "v1" the original look, "v2" calibrated
-# against real clinical hand radiographs (the shipped classifier was trained on it), "v3"
+# against real clinical hand radiographs, "v3"
 # v2's anatomy and display chain with framing, window and background calibrated against
 # the train split of the ``hand_radiographs`` builder as the clinical loader crops it,
 # "v4" v3 with the film plate behind the hand, more faint captures and a longer forearm.
@@ -1029,9 +1029,14 @@ def _draw_v4(key, p, cfg: PalmXrayConfig) -> dict[str, jax.Array]:
   )
 
 
+def _frame_coords(n: int) -> jax.Array:
+  """Pixel centres of an ``n``-pixel frame as fractions of it from its centre, ``[n]``."""
+  return (jnp.arange(n, dtype=jnp.float32) + 0.5) / n - 0.5
+
+
 def _plate(n: int, q) -> jax.Array:
   """Area-sampled mask ``[n, n]`` of the (tilted) plate rectangle of ``q``."""
-  c = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n - 0.5
+  c = _frame_coords(n)
   xx, yy = c[None, :], -c[:, None]
   th = jnp.deg2rad(q["plate_angle"])
   x = jnp.cos(th) * xx + jnp.sin(th) * yy
@@ -1048,7 +1053,7 @@ def _marker(img, q, cfg: PalmXrayConfig):
   centre; the tab is ``marker_mm`` wide (frame mm) and 1.4 times as tall.
   """
   n = img.shape[0]
-  c = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n - 0.5
+  c = _frame_coords(n)
   xx, yy = c[None, :], -c[:, None]
   w = q["marker_mm"] / q["frame_mm"]
   u, v = (xx - q["marker_x"]) / w + 0.5, (yy - q["marker_y"]) / (1.4 * w) + 0.5
@@ -1102,7 +1107,7 @@ def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
                                                          mode="nearest")[..., 0])
     bg = q["bg_level"] + 0.3 * span / (hi - lo) * (pv - b_lo)
     if "bg_ramp" in q:   # v3: a scanned film's uneven background (a linear ramp)
-      r = (jnp.arange(pv.shape[0], dtype=jnp.float32) + 0.5) / pv.shape[0] - 0.5
+      r = _frame_coords(pv.shape[0])
       ang = jnp.deg2rad(q["bg_ramp_angle"])
       bg = jnp.maximum(bg + q["bg_ramp"] * (jnp.cos(ang) * r[None, :]
                                             + jnp.sin(ang) * r[:, None]), 0.0)
@@ -1111,7 +1116,7 @@ def _display_v2(pv_hr, pv_lr, q, cfg: PalmXrayConfig):
     w = jnp.clip((fg - thr) / soft_edge, 0.0, 1.0)
     out = w * disp + (1.0 - w) * jnp.where(q["masked"] > 0.5, 0.0, bg)
     # Collimator shutters left and right of the hand, blacked out by the display.
-    c = (jnp.arange(out.shape[1], dtype=jnp.float32) + 0.5) / out.shape[1] - 0.5
+    c = _frame_coords(out.shape[1])
     return jnp.where(jnp.abs(c - q["shift_x_mm"] / q["frame_mm"])[None, :] < q["collimator"],
                      out, 0.0)
 
