@@ -6,9 +6,11 @@ compares them with named thresholds of :class:`QualityConfig`. Most measures are
 the *hand mask* (:func:`hand_mask`): the pixels that stand out from the background after a
 background plane (a heel-effect or exposure gradient) has been fitted and removed, so an
 exactly black (masked) background of a clinical export and a grey, graded background of a
-raw capture are both background:
+raw capture are both background. A hand lying on a film or cassette plate lighter than the
+frame around it is measured on the hand: the plate, a flat rectangle, is background too:
 
-* ``contrast``: standard deviation of the image (an empty / uniform capture has none);
+* ``contrast``: standard deviation of the open field (an empty / uniform capture has none,
+  whatever collimator bands surround it);
 * ``saturated``: share of the hand's pixels clipped white (over-exposure). Black background
   pixels are not counted: a masked background is meant to be black;
 * ``sharpness``: fine-scale over coarse-scale gradient energy,
@@ -86,6 +88,54 @@ def _plane_fit(g: jax.Array, w: jax.Array) -> jax.Array:
   return jnp.einsum("pi,ni->np", basis[0], coef).reshape(n, h, wd)
 
 
+# A plate: the film / cassette the hand lies on, lighter than the frame around it. When the
+# first mask covers more than ``_PLATE_COVERAGE`` of the field, fills more than
+# ``_PLATE_RECT`` of its core box (:func:`_core_box`: a plate is a rectangle, a hand is not;
+# a forearm running on past the plate's edge is not part of the core) and more
+# than ``_PLATE_FLAT`` of it lies within ``_PLATE_BAND`` of a plane fitted to its darker
+# part (the plate's flat level), and the image's bright end stands at least
+# ``_PLATE_CONTRAST`` of its range above that plane (something lies on the plate), the
+# background is fitted again inside that mask. (All shares of the image's 2-98% range.)
+_PLATE_COVERAGE = 0.5
+_PLATE_RECT = 0.85
+_PLATE_FLAT = 0.4
+_PLATE_BAND = 0.05
+_PLATE_CONTRAST = 0.15
+
+
+def _background(g: jax.Array, start: jax.Array, ok: jax.Array, rng: jax.Array) -> jax.Array:
+  """Background plane of ``g [N, H, W]``: fitted to ``start``, then refitted twice to the
+  pixels of ``ok`` within a shrinking band above the current plane (iteratively
+  re-weighted least squares that leaves out what stands above the background)."""
+  plane = _plane_fit(g, start.astype(jnp.float32))
+  for band in (0.15, 0.1):
+    plane = _plane_fit(g, (ok & (g - plane < band * rng)).astype(jnp.float32))
+  return plane
+
+
+def _span(profile: jax.Array) -> jax.Array:
+  """Number of lines between the first and last True of ``profile [N, L]`` (0 if none)."""
+  L = profile.shape[1]
+  idx = jnp.arange(L)
+  first = jnp.min(jnp.where(profile, idx, L), axis=1)
+  last = jnp.max(jnp.where(profile, idx, -1), axis=1)
+  return jnp.maximum(last - first + 1, 0)
+
+
+def _core_box(mask: jax.Array) -> jax.Array:
+  """The box ``[N, H, W]`` spanned by the rows and the columns of ``mask [N, H, W]`` that
+  hold at least half as many mask pixels as its fullest row (column)."""
+  n, h, w = mask.shape
+  def lines(counts):  # [N, L] -> first, last line holding half the fullest line's count
+    full = counts >= 0.5 * jnp.max(counts, axis=1, keepdims=True)
+    idx = jnp.arange(counts.shape[1])
+    return (jnp.min(jnp.where(full, idx, counts.shape[1]), axis=1)[:, None, None],
+            jnp.max(jnp.where(full, idx, -1), axis=1)[:, None, None])
+  (r0, r1), (c0, c1) = lines(jnp.sum(mask, axis=2)), lines(jnp.sum(mask, axis=1))
+  r, c = jnp.arange(h)[None, :, None], jnp.arange(w)[None, None, :]
+  return (r >= r0) & (r <= r1) & (c >= c0) & (c <= c1)
+
+
 @jax.jit
 def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
   """Hand pixels of a batch ``[N, H, W, 1]`` in [0, 1] (bone and soft tissue bright).
@@ -98,21 +148,37 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
   side than the hand's soft tissue on the other does not become "hand". ``valid`` (bool
   ``[N, H, W]``, optional) marks the pixels that belong to the image (the rest, padding of a
   fixed-size canvas, is ignored and never hand).
+
+  A hand lying on a plate lighter than the frame around it (film or cassette edges in
+  view) is found in two steps: the first mask is the plate, a flat rectangle covering most
+  of the field (see ``_PLATE_*``); the plate's own level is then fitted as the background,
+  and the hand is what stands above it, inside the plate.
   """
   x = jnp.asarray(images, jnp.float32)[..., 0]
   ok = jnp.ones(x.shape, bool) if valid is None else jnp.asarray(valid, bool)
   g = gaussian_blur(x[..., None], 1.0, mode="nearest")[..., 0]
   lo, hi, third = image_quantiles(g, (0.02, 0.98, 0.33), ok)[:, :, None, None]
   rng = jnp.maximum(hi - lo, 1e-6)
-  # Start from the darkest third (background in any radiograph with a hand in it), then
-  # refit on everything within a small band above the current plane.
-  w = ok & (g <= third)
-  plane = _plane_fit(g, w.astype(jnp.float32))
-  for band in (0.15, 0.1):
-    w = ok & (g - plane < band * rng)
-    plane = _plane_fit(g, w.astype(jnp.float32))
+
+  def above(plane, within):
+    return within & (g - plane > MASK_LEVEL * jnp.maximum(hi - plane, 1e-3 * rng))
+
+  # Start from the darkest third (background in any radiograph with a hand in it).
+  first = above(_background(g, ok & (g <= third), ok, rng), ok)
+  # A plate? Refit the background on the first mask's darker third, inside that mask.
+  n1 = jnp.sum(first, axis=(1, 2))
+  inner = image_quantiles(g, (0.33,), first)[:, 0, None, None]
+  plane = _background(g, first & (g <= inner), first, rng)
+  flat = jnp.sum(first & (jnp.abs(g - plane) < _PLATE_BAND * rng), axis=(1, 2))
+  box = _core_box(first)
+  rise = jnp.sum(jnp.where(first, hi - plane, 0.0), axis=(1, 2))
+  plate = ((n1 > _PLATE_COVERAGE * jnp.sum(ok, axis=(1, 2)))
+           & (jnp.sum(first & box, axis=(1, 2)) > _PLATE_RECT * jnp.sum(box, axis=(1, 2)))
+           & (flat > _PLATE_FLAT * n1)
+           & (rise > _PLATE_CONTRAST * rng[:, 0, 0] * n1))
+  mask = jnp.where(plate[:, None, None], above(plane, first), first)
   # A flat image (range under 1% of full scale) has no hand in it.
-  return ok & (g - plane > MASK_LEVEL * jnp.maximum(hi - plane, 1e-3 * rng)) & (rng > 0.01)
+  return mask & (rng > 0.01)
 
 
 # Collimator bands: an edge line (row / column) belongs to a band when at least
@@ -193,15 +259,9 @@ def _extent(fg: jax.Array, fov: jax.Array) -> jax.Array:
   """Largest share of the open field's height or width the mask spans (``[N, H, W]``)."""
   fov_h = jnp.maximum(jnp.sum(jnp.any(fov, axis=2), axis=1), 1)
   fov_w = jnp.maximum(jnp.sum(jnp.any(fov, axis=1), axis=1), 1)
-  def span(profile):  # [N, L] bool -> number of lines between the first and last True
-    L = profile.shape[1]
-    idx = jnp.arange(L)
-    first = jnp.min(jnp.where(profile, idx, L), axis=1)
-    last = jnp.max(jnp.where(profile, idx, -1), axis=1)
-    return jnp.maximum(last - first + 1, 0)
   rows = jnp.sum(fg, axis=2) >= _EXTENT_SHARE * fov_w[:, None]
   cols = jnp.sum(fg, axis=1) >= _EXTENT_SHARE * fov_h[:, None]
-  return jnp.maximum(span(rows) / fov_h, span(cols) / fov_w)
+  return jnp.maximum(_span(rows) / fov_h, _span(cols) / fov_w)
 
 
 def _border(fo: jax.Array, fov: jax.Array, b: int) -> jax.Array:
@@ -226,6 +286,14 @@ def _border(fo: jax.Array, fov: jax.Array, b: int) -> jax.Array:
   ], axis=1), axis=1)
 
 
+def _field_std(x: jax.Array, fov: jax.Array) -> jax.Array:
+  """Standard deviation of ``x [N, H, W]`` over the open field ``fov``: collimator bands
+  bring no contrast to an empty field."""
+  n = jnp.maximum(jnp.sum(fov, axis=(1, 2)), 1)
+  mean = jnp.sum(jnp.where(fov, x, 0.0), axis=(1, 2)) / n
+  return jnp.sqrt(jnp.sum(jnp.where(fov, (x - mean[:, None, None]) ** 2, 0.0), axis=(1, 2)) / n)
+
+
 @functools.partial(jax.jit, static_argnames=("border_px",))
 def quality_measures(images: ArrayLike, *, border_px: int = 2) -> dict[str, jax.Array]:
   """Per-image measures for a batch ``[N, H, W, 1]`` in [0, 1] (see module docstring)."""
@@ -242,7 +310,7 @@ def quality_measures(images: ArrayLike, *, border_px: int = 2) -> dict[str, jax.
   n_hand = jnp.sum(fg, axis=(1, 2))
   clipped = jnp.sum(fg & (x[..., 0] >= 1 - 1e-3), axis=(1, 2))
   return {
-      "contrast": jnp.std(x, axis=(1, 2, 3)),
+      "contrast": _field_std(x[..., 0], fov),
       "saturated": clipped / jnp.maximum(n_hand, 1),
       "sharpness": sharp,
       "extent": _extent(fg, fov),
