@@ -116,8 +116,8 @@ def _fresh_capture_report(det, style):
 # The shipped classifiers on 160 fresh captures of their own simulator style (key 31337):
 # (checkpoint, style, min AUC, max BPCER, max worst APCER).
 # - palm_classifier (shipped): v3 then v4 simulator + real live radiographs (and their
-#   re-captures as spoofs), bicubic input; on held-out real hands BPCER 4/199, on 1,000
-#   fresh v4 captures ACER 1.02% with the gate (README). Here (81 live, 16-24 per spoof
+#   re-captures as spoofs), bicubic input; on held-out real hands BPCER 4/200, on 1,000
+#   fresh v4 captures ACER 0.50% with the gate (README). Here (81 live, 16-24 per spoof
 #   kind, no gate) it gives AUC 1.0, one live hand just under its threshold (0.82) and no
 #   spoof accepted; the bounds allow about one capture more per class.
 # - palm_classifier_v2 (the previous default: v2 simulator + real live radiographs): no

@@ -320,7 +320,7 @@ def _reconcile(palm: dict | None, face_results: list | None) -> None:
           f"shipped classifier on only {palm['n']} simulated captures (one error among the "
           f"~{palm['n'] // 8} of one attack kind moves ACER by ~{400 / palm['n']:.1f} points); "
           "the README's headline figures for the same model are on 1,000+ simulated "
-          "captures and on held-out real RSNA radiographs (BPCER 4/199), and its 0.57% ACER "
+          "captures and on held-out real RSNA radiographs (BPCER 4/200), and its 0.57% ACER "
           "table is the older simulator-only model on v1 captures.")
   if face_results is not None:
     print("  The face sessions above are single simulated examples, not rates: the README's "
