@@ -134,6 +134,25 @@ def test_realism_aucs_on_images():
     R.realism_aucs(a, b[:, :16, :16])
 
 
+def test_reference_aucs_floor_and_layout_sensitivity():
+  rng = _rng(8)
+  x = _blobs(rng, 240, 1.0)
+  x[:, :, :6] = np.clip(x[:, :, :6] + 0.3, 0, 1)   # a brighter left edge: an asymmetric layout
+  ref = R.reference_aucs(x, seed=0)
+  assert set(ref) == {"halves", "mirrored"}
+  for v in ref["halves"].values():
+    assert abs(v - 0.5) < 0.12, ref   # two halves of one distribution
+  # The same images mirrored: the pixels see the moved band; the statistics are (up to the
+  # one-pixel crop of the gradient measures) mirror-invariant.
+  assert ref["mirrored"]["pixels"] > 0.95, ref
+  assert abs(ref["mirrored"]["stats"] - ref["halves"]["stats"]) < 0.1, ref
+  # The halves are disjoint and the seed picks them.
+  assert R.reference_aucs(x, seed=0) == ref
+  assert R.reference_aucs(x, seed=1) != ref
+  with pytest.raises(InputError, match="N >= 10"):
+    R.reference_aucs(x[:9])
+
+
 def test_load_real_reads_what_the_detector_reads(tmp_path):
   # A wide frame with a bright lead marker far from the hand: the clinical loader crops
   # to the hand (the marker is a separate blob), exactly as palmjax palm detect does.
@@ -211,7 +230,14 @@ def test_realism_cli_on_a_folder_and_on_a_split(tmp_path, capsys):
   assert rec["style"] == "v3" and rec["real"] == str(tmp_path)
   assert set(rec["aucs"]) == {"stats", "pixels"}
   assert all(0.0 <= v <= 1.0 for v in rec["aucs"].values())
-  assert "| stats |" in "\n".join(out)
+  assert "| stats |" in "\n".join(out) and rec["reference"] is None
+  rc = main(["palm", "realism", "--real", str(tmp_path), "--n-sim", "12", "--style", "v3",
+             "--folds", "3", "--reference"])
+  assert rc == 0
+  out = capsys.readouterr().out.strip().splitlines()
+  ref = json.loads(out[-1])["reference"]
+  assert set(ref) == {"halves", "mirrored"} and set(ref["halves"]) == {"stats", "pixels"}
+  assert "real vs real: halves (6 vs 6)" in out[1]
   _manual_dir(tmp_path / "m")
   n_train = len(R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64)[0])
   rc = main(["palm", "realism", "--manual-dir", str(tmp_path / "m"), "--data-dir",

@@ -151,6 +151,10 @@ def _add_realism(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--which", choices=("lr", "hr"), default="lr",
                  help="compare the LR capture (the detector's input; default) or the HR one")
   p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+  p.add_argument("--reference", action="store_true",
+                 help="also the real-only controls: one random half of the real images "
+                 "against the other (the floor, about 0.5) and against the other mirrored "
+                 "left-right (how sharply each feature set sees layout)")
   p.set_defaults(func=_realism)
 
 
@@ -167,7 +171,8 @@ def _realism(args: argparse.Namespace) -> int:
   rep = realism.realism_test(args.real, manual_dir=args.manual_dir, data_dir=args.data_dir,
                              split=args.split, config=args.config, n_sim=args.n_sim,
                              seed=args.seed, limit=args.limit, style=args.style,
-                             which=args.which, folds=args.folds)
+                             which=args.which, folds=args.folds,
+                             reference=args.reference)
   print(realism.summary_table(rep))
   print(json.dumps(rep.to_dict()))
   return 0

@@ -259,9 +259,31 @@ class RealismReport:
   style: str
   aucs: dict[str, float]
   real: str = ""   # where the real images came from (a folder, or builder config:split)
+  # Controls from the real images alone (reference_aucs), when asked for.
+  reference: dict[str, dict[str, float]] | None = None
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
+
+
+def reference_aucs(real: ArrayLike, *, folds: int = 5, seed: int = 0
+                   ) -> dict[str, dict[str, float]]:
+  """Controls for :func:`realism_aucs`, from the real images ``[N, S, S]`` alone.
+
+  ``halves``: one random half of them against the other, the test's floor (about 0.5
+  when the two are drawn from one distribution, as they are). ``mirrored``: one half
+  against the other mirrored left-right, the same kind of images with only their layout
+  changed (a left hand shown as a right one): how sharply each feature set sees layout.
+  """
+  real = np.asarray(real, np.float32)
+  half = len(real) // 2
+  if real.ndim != 3 or half < folds:
+    raise InputError(f"the reference needs [N, S, S] real images with N >= {2 * folds} "
+                     f"for {folds}-fold cross-validation, got {real.shape}")
+  order = np.random.default_rng(seed).permutation(len(real))
+  a, b = real[order[:half]], real[order[half:2 * half]]
+  return {"halves": realism_aucs(a, b, folds=folds, seed=seed),
+          "mirrored": realism_aucs(a, b[:, :, ::-1], folds=folds, seed=seed)}
 
 
 def simulated_live(key: jax.Array, n: int, sim, *, which: str = "lr") -> np.ndarray:
@@ -281,11 +303,12 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
                  data_dir: str | None = None, split: str = "test", config: str = "default",
                  n_sim: int | None = None, seed: int = 0, limit: int | None = None,
                  style: str | None = None, which: str = "lr", folds: int = 5,
-                 sim=None) -> RealismReport:
+                 sim=None, reference: bool = False) -> RealismReport:
   """Loads the real images, draws as many simulated live captures and returns the AUCs.
 
   The real images are a folder (``real_dir``) or a split of the ``hand_radiographs``
-  builder (``manual_dir``, ``data_dir``, ``split``, ``config``).
+  builder (``manual_dir``, ``data_dir``, ``split``, ``config``). ``reference`` adds the
+  real-only controls of :func:`reference_aucs`.
   """
   from palmjax.data import palm_xray
 
@@ -315,7 +338,8 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
     raise InputError(f"--n-sim must be >= {folds}, got {n_sim}")
   simulated = simulated_live(jax.random.key(seed), n_sim, sim, which=which)
   aucs = realism_aucs(real, simulated, folds=folds, seed=seed)
-  return RealismReport(len(real), n_sim, size, sim.style, aucs, where)
+  ref = reference_aucs(real, folds=folds, seed=seed) if reference else None
+  return RealismReport(len(real), n_sim, size, sim.style, aucs, where, ref)
 
 
 def summary_table(rep: RealismReport) -> str:
@@ -323,4 +347,10 @@ def summary_table(rep: RealismReport) -> str:
            f"{rep.size} px): cross-validated ROC AUC (0.5 = indistinguishable)",
            "| features | AUC |", "|---|---|"]
   lines += [f"| {k} | {v:.3f} |" for k, v in rep.aucs.items()]
+  if rep.reference is not None:
+    h = rep.n_real // 2
+    lines = [lines[0], "| features | real vs simulated | real vs real: halves "
+             f"({h} vs {h}) | real vs real mirrored |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v:.3f} | {rep.reference['halves'][k]:.3f} | "
+              f"{rep.reference['mirrored'][k]:.3f} |" for k, v in rep.aucs.items()]
   return "\n".join(lines)
