@@ -95,7 +95,8 @@ def _plane_fit(g: jax.Array, w: jax.Array) -> jax.Array:
 # than ``_PLATE_FLAT`` of it lies within ``_PLATE_BAND`` of a plane fitted to its darker
 # part (the plate's flat level), and the image's bright end stands at least
 # ``_PLATE_CONTRAST`` of its range above that plane (something lies on the plate), the
-# background is fitted again inside that mask. (All shares of the image's 2-98% range.)
+# background is fitted again inside that mask. (``_PLATE_BAND`` and ``_PLATE_CONTRAST`` are
+# shares of the image's 2-98% range.)
 _PLATE_COVERAGE = 0.5
 _PLATE_RECT = 0.85
 _PLATE_FLAT = 0.4
