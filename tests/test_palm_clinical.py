@@ -420,7 +420,8 @@ def _on_plate(x, left, right, bottom, plate, surround, angle, seed=0):
 def test_gate_hand_on_a_plate_is_measured_on_the_hand(left, right, bottom, plate, surround,
                                                       angle, seed):
   # A hand on a tilted film / cassette plate lighter than the frame around it, the plate
-  # running off the top edge: the plate is background, not a hand touching the border or filling the view.
+  # running off the top edge: the plate is background, not a hand touching the border or
+  # filling the view.
   side = min(64 - left - right - 12, 64 - bottom - 14)
   x, _ = _capture(background=plate, top=6, left=left + 6, side=side, seed=seed)
   y = _on_plate(x, left, right, bottom, plate, surround, angle, seed)
