@@ -435,10 +435,23 @@ def test_gate_hand_on_a_plate_is_measured_on_the_hand(left, right, bottom, plate
   got = np.asarray(quality.hand_mask(y[None], quality.field_of_view(y[None])))[0]
   ref = np.asarray(quality.hand_mask(x[None]))[0]
   assert np.sum(got & ref) / np.sum(ref) > 0.9
+  # An empty plate is refused ("no hand in view" when the plate rule takes it, else as a
+  # plate filling the view or touching the border).
+  empty = _on_plate(np.full_like(x, plate), left, right, bottom, plate, surround, angle, seed)
+  assert not check_quality(empty)[0].ok
   # A hand cut by the top edge on a plate is incomplete.
   cut, _ = _capture(background=plate, top=-44, left=-8, side=80, seed=seed)
   r = check_quality(_on_plate(cut, left, right, bottom, plate, surround, angle, seed))[0]
   assert not r.ok and "incomplete" in r.reason, r.reason
+
+
+def test_gate_empty_tilted_plate_holds_no_hand():
+  # A tilted empty plate whose margins are narrow enough to be taken for collimator
+  # bands: inside that field, the plate is flat and nothing stands above it.
+  empty = _on_plate(np.full((64, 64, 1), 0.25, np.float32), 5, 5, 0, 0.25, 0.0, 3.0, 8)
+  assert not np.asarray(quality.field_of_view(empty[None])).all()
+  r = check_quality(empty)[0]
+  assert not r.ok and "no hand in view" in r.reason, r.reason
 
 
 @pytest.mark.parametrize("band", [0.0, 1.0])

@@ -71,7 +71,9 @@ def test_quality_gate_passes_captures_and_names_each_failure(splits):
   assert sum("blurred" in r.reason for r in res) >= 6
   assert check_quality(np.full((32, 32, 1), 0.4, np.float32))[0].reason.startswith("empty")
   cut = np.zeros((32, 32, 1), np.float32)
-  cut[:, 4:28] = 0.8  # a hand crossing the whole field of view from top to bottom
+  cut[:, 4:28] = 0.5  # a hand crossing the whole field of view from top to bottom:
+  cut[:, [7, 13, 19, 24]] = 0.85  # soft tissue with bones in it (a flat slab alone is
+  # an empty plate to the gate: no hand)
   cut += np.random.default_rng(1).normal(0, 0.02, cut.shape).astype(np.float32)
   assert "incomplete" in check_quality(np.clip(cut, 0, 1))[0].reason
   with pytest.raises(InputError, match="NaN"):

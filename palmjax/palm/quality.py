@@ -93,10 +93,10 @@ def _plane_fit(g: jax.Array, w: jax.Array) -> jax.Array:
 # ``_PLATE_RECT`` of its core box (:func:`_core_box`: a plate is a rectangle, a hand is not;
 # a forearm running on past the plate's edge is not part of the core) and more
 # than ``_PLATE_FLAT`` of it lies within ``_PLATE_BAND`` of a plane fitted to its darker
-# part (the plate's flat level), and the image's bright end stands at least
-# ``_PLATE_CONTRAST`` of its range above that plane (something lies on the plate), the
-# background is fitted again inside that mask. (``_PLATE_BAND`` and ``_PLATE_CONTRAST`` are
-# shares of the image's 2-98% range.)
+# part (the plate's flat level), the background is fitted again inside that mask. Unless
+# the image's bright end stands at least ``_PLATE_CONTRAST`` of its range above that plane
+# (something lies on the plate), the plate is empty. (``_PLATE_BAND`` and
+# ``_PLATE_CONTRAST`` are shares of the image's 2-98% range.)
 _PLATE_COVERAGE = 0.5
 _PLATE_RECT = 0.85
 _PLATE_FLAT = 0.4
@@ -153,7 +153,8 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
   A hand lying on a plate lighter than the frame around it (film or cassette edges in
   view) is found in two steps: the first mask is the plate, a flat rectangle covering most
   of the field (see ``_PLATE_*``); the plate's own level is then fitted as the background,
-  and the hand is what stands above it, inside the plate.
+  and the hand is what stands above it, inside the plate. A plate with nothing standing
+  well above it is empty: no hand.
   """
   x = jnp.asarray(images, jnp.float32)[..., 0]
   ok = jnp.ones(x.shape, bool) if valid is None else jnp.asarray(valid, bool)
@@ -175,9 +176,10 @@ def hand_mask(images: ArrayLike, valid: ArrayLike | None = None) -> jax.Array:
   rise = jnp.sum(jnp.where(first, hi - plane, 0.0), axis=(1, 2))
   plate = ((n1 > _PLATE_COVERAGE * jnp.sum(ok, axis=(1, 2)))
            & (jnp.sum(first & box, axis=(1, 2)) > _PLATE_RECT * jnp.sum(box, axis=(1, 2)))
-           & (flat > _PLATE_FLAT * n1)
-           & (rise > _PLATE_CONTRAST * rng[:, 0, 0] * n1))
-  mask = jnp.where(plate[:, None, None], above(plane, first), first)
+           & (flat > _PLATE_FLAT * n1))
+  # Nothing standing well above the plate: an empty plate, no hand.
+  on_plate = above(plane, first) & (rise > _PLATE_CONTRAST * rng[:, 0, 0] * n1)[:, None, None]
+  mask = jnp.where(plate[:, None, None], on_plate, first)
   # A flat image (range under 1% of full scale) has no hand in it.
   return mask & (rng > 0.01)
 
