@@ -114,12 +114,17 @@ def _background(g: jax.Array, start: jax.Array, ok: jax.Array, rng: jax.Array) -
   return plane
 
 
-def _span(profile: jax.Array) -> jax.Array:
-  """Number of lines between the first and last True of ``profile [N, L]`` (0 if none)."""
+def _line_range(profile: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """First and last True line of ``profile [N, L]`` (``L`` and ``-1`` where none), ``[N]``."""
   L = profile.shape[1]
   idx = jnp.arange(L)
-  first = jnp.min(jnp.where(profile, idx, L), axis=1)
-  last = jnp.max(jnp.where(profile, idx, -1), axis=1)
+  return (jnp.min(jnp.where(profile, idx, L), axis=1),
+          jnp.max(jnp.where(profile, idx, -1), axis=1))
+
+
+def _span(profile: jax.Array) -> jax.Array:
+  """Number of lines between the first and last True of ``profile [N, L]`` (0 if none)."""
+  first, last = _line_range(profile)
   return jnp.maximum(last - first + 1, 0)
 
 
@@ -128,10 +133,8 @@ def _core_box(mask: jax.Array) -> jax.Array:
   hold at least half as many mask pixels as its fullest row (column)."""
   n, h, w = mask.shape
   def lines(counts):  # [N, L] -> first, last line holding half the fullest line's count
-    full = counts >= 0.5 * jnp.max(counts, axis=1, keepdims=True)
-    idx = jnp.arange(counts.shape[1])
-    return (jnp.min(jnp.where(full, idx, counts.shape[1]), axis=1)[:, None, None],
-            jnp.max(jnp.where(full, idx, -1), axis=1)[:, None, None])
+    first, last = _line_range(counts >= 0.5 * jnp.max(counts, axis=1, keepdims=True))
+    return first[:, None, None], last[:, None, None]
   (r0, r1), (c0, c1) = lines(jnp.sum(mask, axis=2)), lines(jnp.sum(mask, axis=1))
   r, c = jnp.arange(h)[None, :, None], jnp.arange(w)[None, None, :]
   return (r >= r0) & (r <= r1) & (c >= c0) & (c <= c1)
@@ -271,14 +274,10 @@ def _border(fo: jax.Array, fov: jax.Array, b: int) -> jax.Array:
   """Share of the hand mask ``fo`` along the top, left and right edges (``b`` px deep) of
   the open field ``fov`` (both ``[N, H, W]``); the worst side."""
   n, h, w = fov.shape
-  rows = jnp.any(fov, axis=2)
-  cols = jnp.any(fov, axis=1)
-  idx_h, idx_w = jnp.arange(h), jnp.arange(w)
-  top = jnp.min(jnp.where(rows, idx_h, h), axis=1)
-  left = jnp.min(jnp.where(cols, idx_w, w), axis=1)
-  right = jnp.max(jnp.where(cols, idx_w, -1), axis=1)
-  r = idx_h[None, :, None]
-  c = idx_w[None, None, :]
+  top, _ = _line_range(jnp.any(fov, axis=2))
+  left, right = _line_range(jnp.any(fov, axis=1))
+  r = jnp.arange(h)[None, :, None]
+  c = jnp.arange(w)[None, None, :]
   def share(edge):  # edge band [N, H, W] bool inside the field
     band = edge & fov
     return jnp.sum(fo & band, axis=(1, 2)) / jnp.maximum(jnp.sum(band, axis=(1, 2)), 1)
@@ -287,14 +286,6 @@ def _border(fo: jax.Array, fov: jax.Array, b: int) -> jax.Array:
       share((c >= left[:, None, None]) & (c < left[:, None, None] + b)),
       share((c <= right[:, None, None]) & (c > right[:, None, None] - b)),
   ], axis=1), axis=1)
-
-
-def _field_std(x: jax.Array, fov: jax.Array) -> jax.Array:
-  """Standard deviation of ``x [N, H, W]`` over the open field ``fov``: collimator bands
-  bring no contrast to an empty field."""
-  n = jnp.maximum(jnp.sum(fov, axis=(1, 2)), 1)
-  mean = jnp.sum(jnp.where(fov, x, 0.0), axis=(1, 2)) / n
-  return jnp.sqrt(jnp.sum(jnp.where(fov, (x - mean[:, None, None]) ** 2, 0.0), axis=(1, 2)) / n)
 
 
 @functools.partial(jax.jit, static_argnames=("border_px",))
@@ -313,7 +304,8 @@ def quality_measures(images: ArrayLike, *, border_px: int = 2) -> dict[str, jax.
   n_hand = jnp.sum(fg, axis=(1, 2))
   clipped = jnp.sum(fg & (x[..., 0] >= 1 - 1e-3), axis=(1, 2))
   return {
-      "contrast": _field_std(x[..., 0], fov),
+      # Over the open field: collimator bands bring no contrast to an empty field.
+      "contrast": jnp.std(x[..., 0], axis=(1, 2), where=fov),
       "saturated": clipped / jnp.maximum(n_hand, 1),
       "sharpness": sharp,
       "extent": _extent(fg, fov),

@@ -344,13 +344,14 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
 
 def summary_table(rep: RealismReport) -> str:
   lines = [f"real {rep.n_real} ({rep.real}) vs simulated live {rep.n_sim} (style {rep.style}, "
-           f"{rep.size} px): cross-validated ROC AUC (0.5 = indistinguishable)",
-           "| features | AUC |", "|---|---|"]
-  lines += [f"| {k} | {v:.3f} |" for k, v in rep.aucs.items()]
-  if rep.reference is not None:
+           f"{rep.size} px): cross-validated ROC AUC (0.5 = indistinguishable)"]
+  if rep.reference is None:
+    lines += ["| features | AUC |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in rep.aucs.items()]
+  else:
     h = rep.n_real // 2
-    lines = [lines[0], "| features | real vs simulated | real vs real: halves "
-             f"({h} vs {h}) | real vs real mirrored |", "|---|---|---|---|"]
+    lines += [f"| features | real vs simulated | real vs real: halves ({h} vs {h}) "
+              "| real vs real mirrored |", "|---|---|---|---|"]
     lines += [f"| {k} | {v:.3f} | {rep.reference['halves'][k]:.3f} | "
               f"{rep.reference['mirrored'][k]:.3f} |" for k, v in rep.aucs.items()]
   return "\n".join(lines)
