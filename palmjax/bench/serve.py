@@ -42,7 +42,9 @@ def _inputs(workdir: str) -> tuple[list[bytes], list[bytes]]:
   from palmjax.face import SessionConfig, simulate_session
   from palmjax.face.session_io import save_npz
   from palmjax.io import save_image
-  b = jax.device_get(palm_xray.sample(jax.random.key(0), 8, palm_xray.PalmXrayConfig()))
+  # Captures in the style the shipped classifier was trained on (v4: clinically framed).
+  b = jax.device_get(palm_xray.sample(jax.random.key(0), 8,
+                                      palm_xray.PalmXrayConfig(style="v4")))
   palm, face = [], []
   for i in range(len(b["lr"])):
     p = os.path.join(workdir, f"palm{i}.png")
