@@ -112,6 +112,25 @@ def test_cross_validated_auc_same_vs_different_distributions():
     R.cross_validated_auc(same[:6], np.r_[np.ones(3), np.zeros(3)])
 
 
+def test_cross_validated_log_loss_is_the_held_out_cross_entropy_and_does_not_saturate():
+  import scipy.special
+  rng = _rng(16)
+  x = rng.normal(size=(400, 8))
+  y = np.r_[np.ones(200), np.zeros(200)]
+  near, far = x + y[:, None] * 1.5, x + y[:, None] * 3.0
+  cv = {k: R.cross_validated_auc(v, y, seed=2) for k, v in (("near", near), ("far", far),
+                                                            ("same", x))}
+  for v in cv.values():   # the mean cross-entropy of the held-out logits (SciPy's log_expit)
+    z = v["scores"]
+    ref = -np.mean(y * scipy.special.log_expit(z) + (1 - y) * scipy.special.log_expit(-z))
+    assert v["log_loss"] == pytest.approx(ref, rel=1e-9)
+  # Both shifts separate almost perfectly (the AUC saturates); the log-loss tells them
+  # apart, and one distribution against itself is no better than a constant guess.
+  assert cv["near"]["auc"] > 0.99 and cv["far"]["auc"] > 0.99
+  assert cv["far"]["log_loss"] < 0.5 * cv["near"]["log_loss"] < 0.1
+  assert cv["same"]["log_loss"] > 0.9 * math.log(2)
+
+
 def _blobs(rng, n, sigma):
   from scipy.ndimage import gaussian_filter
   x = rng.uniform(size=(n, 32, 32))
@@ -122,16 +141,56 @@ def test_realism_aucs_on_images():
   rng = _rng(7)
   a, b = _blobs(rng, 150, 1.0), _blobs(rng, 150, 1.0)
   same = R.realism_aucs(a, b, seed=0)
-  assert set(same) == {"stats", "pixels"}
+  assert set(same) == {"stats", "pixels", "layout"}
   for v in same.values():
     assert abs(v - 0.5) < 0.12, same
   # Blurrier and with a brighter top band: the statistics see the blur, the pixels the band.
   other = _blobs(rng, 150, 2.5)
   other[:, :8] = np.clip(other[:, :8] + 0.3, 0, 1)
   diff = R.realism_aucs(a, other, seed=0)
-  assert min(diff.values()) > 0.95, diff
+  assert min(diff["stats"], diff["pixels"]) > 0.95, diff
+  scores = R.realism_scores(a, other, seed=0)
+  assert {k: v["auc"] for k, v in scores.items()} == diff
+  assert scores["pixels"]["log_loss"] < 0.3 < same_loss(R, a, b)
   with pytest.raises(InputError, match="one size"):
     R.realism_aucs(a, b[:, :16, :16])
+
+
+def same_loss(R, a, b):
+  return R.realism_scores(a, b, seed=0)["pixels"]["log_loss"]
+
+
+def _hands_at(rng, n, x0, level=(0.5, 0.9), blur=(0.5, 1.5)):
+  """Bright upright "hands" (a palm block and three fingers) at column ``x0`` (+-2 px) on a
+  dark noisy background, 32 px; brightness and blur drawn per image."""
+  from scipy.ndimage import gaussian_filter
+  out = np.empty((n, 32, 32), np.float32)
+  for i in range(n):
+    m = np.zeros((32, 32))
+    c = x0 + rng.integers(-2, 3)
+    m[14:30, c - 5:c + 5] = 1.0
+    for f in (-4, 0, 4):
+      m[4 + abs(f) // 2:14, c + f - 1:c + f + 1] = 1.0
+    img = 0.05 + rng.uniform(*level) * m
+    img = gaussian_filter(img, rng.uniform(*blur)) + rng.normal(0, 0.01, (32, 32))
+    out[i] = np.clip(img, 0, 1)
+  return out
+
+
+def test_layout_features_see_where_the_hand_is_not_how_it_looks():
+  rng = _rng(17)
+  left = _hands_at(rng, 120, 11)
+  # The same layout, other looks (brighter and sharper): the layout does not see it.
+  looks = R.realism_aucs(left, _hands_at(rng, 120, 11, level=(0.9, 1.0), blur=(0.3, 0.5)))
+  assert looks["stats"] > 0.9 and abs(looks["layout"] - 0.5) < 0.15, looks
+  # The same looks, moved right: the layout sees it.
+  moved = R.realism_aucs(left, _hands_at(rng, 120, 20))
+  assert moved["layout"] > 0.95, moved
+  # The layout features are the gate's mask, cell by cell.
+  from palmjax.palm.quality import hand_mask
+  m = np.asarray(hand_mask(left[:4, ..., None]), np.float32)
+  np.testing.assert_allclose(np.asarray(R.layout_pixels(left[:4])),
+                             m.reshape(4, 16, 2, 16, 2).mean((2, 4)).reshape(4, -1))
 
 
 def test_reference_aucs_floor_and_layout_sensitivity():
@@ -228,15 +287,17 @@ def test_realism_cli_on_a_folder_and_on_a_split(tmp_path, capsys):
   rec = json.loads(out[-1])
   assert rec["n_real"] == 12 and rec["n_sim"] == 12 and rec["size"] == 64
   assert rec["style"] == "v3" and rec["real"] == str(tmp_path)
-  assert set(rec["aucs"]) == {"stats", "pixels"}
+  assert set(rec["aucs"]) == set(rec["log_loss"]) == {"stats", "pixels", "layout"}
   assert all(0.0 <= v <= 1.0 for v in rec["aucs"].values())
+  assert all(v > 0.0 for v in rec["log_loss"].values())
   assert "| stats |" in "\n".join(out) and rec["reference"] is None
   rc = main(["palm", "realism", "--real", str(tmp_path), "--n-sim", "12", "--style", "v3",
              "--folds", "3", "--reference"])
   assert rc == 0
   out = capsys.readouterr().out.strip().splitlines()
   ref = json.loads(out[-1])["reference"]
-  assert set(ref) == {"halves", "mirrored"} and set(ref["halves"]) == {"stats", "pixels"}
+  assert set(ref) == {"halves", "mirrored"}
+  assert set(ref["halves"]) == {"stats", "pixels", "layout"}
   assert "real vs real: halves (6 vs 6)" in out[1]
   _manual_dir(tmp_path / "m")
   n_train = len(R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64)[0])

@@ -14,7 +14,16 @@ Feature sets (all on images ``[N, S, S]`` in [0, 1] at the model's capture size)
   noise variance estimation", CVIU 64(2), 1996), the background fraction (pixels at or
   below :data:`BACKGROUND_LEVEL`) and the clipping fraction (pixels at or above
   :data:`CLIP_LEVEL`);
-* ``pixels``: the image area-averaged to ``16 x 16``.
+* ``pixels``: the image area-averaged to ``16 x 16``;
+* ``layout``: the quality gate's binary hand mask (:func:`palmjax.palm.quality.hand_mask`)
+  area-averaged to ``16 x 16``: where the hand is, with no intensity at all. A diagnostic
+  that splits the pixel figure into "where" and "what": the realism target is set on
+  ``stats`` and ``pixels``.
+
+Beside the AUC, the test reports the out-of-fold log-loss (mean cross-entropy in nats of the
+held-out predictions; ``ln 2 = 0.693`` is a constant guess, higher is worse than one). The
+AUC saturates near 1 when the samples are far apart; the log-loss still moves as they come
+closer, so a change to the simulator that does not yet show in the AUC shows there.
 
 Real images are read exactly as the palm detector reads them (one preprocessing home):
 a folder through the clinical loader :func:`palmjax.palm.clinical.load_capture` (decode,
@@ -111,7 +120,16 @@ def downsampled_pixels(images: ArrayLike, grid: int = PIXEL_GRID) -> jax.Array:
   return x.reshape(n, grid, k, grid, k).mean(axis=(2, 4)).reshape(n, -1)
 
 
-FEATURE_SETS = {"stats": image_stats, "pixels": downsampled_pixels}
+def layout_pixels(images: ArrayLike, grid: int = PIXEL_GRID) -> jax.Array:
+  """The ``layout`` feature set: the gate's hand mask of every image, area-averaged to
+  ``grid x grid`` (the fraction of each cell that is hand), flattened."""
+  from palmjax.palm.quality import hand_mask
+
+  x = jnp.asarray(images, jnp.float32)[..., None]
+  return downsampled_pixels(hand_mask(x).astype(jnp.float32), grid)
+
+
+FEATURE_SETS = {"stats": image_stats, "pixels": downsampled_pixels, "layout": layout_pixels}
 
 
 # ---------------------------------------------------------------------------------------
@@ -158,7 +176,8 @@ def cross_validated_auc(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: i
   """Out-of-fold ROC AUC of a logistic regression telling ``y == 1`` from ``y == 0``.
 
   Each fold's model sees the features standardised with its own training statistics.
-  Returns ``{"auc": pooled out-of-fold AUC, "fold_aucs": [...], "scores": [...]}``.
+  Returns ``{"auc": pooled out-of-fold AUC, "log_loss": mean out-of-fold cross-entropy
+  (nats), "fold_aucs": [...], "scores": [...]}`` (``scores``: the out-of-fold logits).
   """
   x = np.asarray(x, np.float64)
   y = np.asarray(y).astype(np.int64)
@@ -175,12 +194,16 @@ def cross_validated_auc(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: i
     w, b = fit_logistic((x[tr] - mu) / sd, y[tr], l2=l2)
     scores[te] = ((x[te] - mu) / sd) @ w + b
     fold_aucs.append(roc_auc(scores[te], y[te]))
-  return {"auc": roc_auc(scores, y), "fold_aucs": fold_aucs, "scores": scores}
+  # Cross-entropy of the held-out logits z: log(1 + exp(-z)) for y = 1, log(1 + exp(z)) for 0.
+  log_loss = float(np.mean(np.logaddexp(0.0, np.where(y == 1, -scores, scores))))
+  return {"auc": roc_auc(scores, y), "log_loss": log_loss, "fold_aucs": fold_aucs,
+          "scores": scores}
 
 
-def realism_aucs(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
-                 seed: int = 0) -> dict[str, float]:
-  """Cross-validated AUC per feature set of real (``[N, S, S]``) vs simulated images."""
+def realism_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
+                   seed: int = 0) -> dict[str, dict[str, float]]:
+  """Cross-validated ``{"auc", "log_loss"}`` per feature set of real (``[N, S, S]``) vs
+  simulated images."""
   real, sim = np.asarray(real, np.float32), np.asarray(sim, np.float32)
   if real.ndim != 3 or sim.ndim != 3 or real.shape[1:] != sim.shape[1:]:
     raise InputError(f"real {real.shape} and simulated {sim.shape} images must both be "
@@ -189,8 +212,15 @@ def realism_aucs(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
   y = np.concatenate([np.ones(len(real)), np.zeros(len(sim))])
   out = {}
   for name, fn in FEATURE_SETS.items():
-    out[name] = cross_validated_auc(np.asarray(fn(both)), y, folds=folds, seed=seed)["auc"]
+    cv = cross_validated_auc(np.asarray(fn(both)), y, folds=folds, seed=seed)
+    out[name] = {"auc": cv["auc"], "log_loss": cv["log_loss"]}
   return out
+
+
+def realism_aucs(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
+                 seed: int = 0) -> dict[str, float]:
+  """Cross-validated AUC per feature set of real (``[N, S, S]``) vs simulated images."""
+  return {k: v["auc"] for k, v in realism_scores(real, sim, folds=folds, seed=seed).items()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -261,6 +291,8 @@ class RealismReport:
   real: str = ""   # where the real images came from (a folder, or builder config:split)
   # Controls from the real images alone (reference_aucs), when asked for.
   reference: dict[str, dict[str, float]] | None = None
+  # Out-of-fold log-loss per feature set (nats; ln 2 = a constant guess).
+  log_loss: dict[str, float] | None = None
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -337,21 +369,26 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
   if n_sim < folds:
     raise InputError(f"--n-sim must be >= {folds}, got {n_sim}")
   simulated = simulated_live(jax.random.key(seed), n_sim, sim, which=which)
-  aucs = realism_aucs(real, simulated, folds=folds, seed=seed)
+  scores = realism_scores(real, simulated, folds=folds, seed=seed)
   ref = reference_aucs(real, folds=folds, seed=seed) if reference else None
-  return RealismReport(len(real), n_sim, size, sim.style, aucs, where, ref)
+  return RealismReport(len(real), n_sim, size, sim.style,
+                       {k: v["auc"] for k, v in scores.items()}, where, ref,
+                       {k: v["log_loss"] for k, v in scores.items()})
 
 
 def summary_table(rep: RealismReport) -> str:
   lines = [f"real {rep.n_real} ({rep.real}) vs simulated live {rep.n_sim} (style {rep.style}, "
-           f"{rep.size} px): cross-validated ROC AUC (0.5 = indistinguishable)"]
+           f"{rep.size} px): cross-validated ROC AUC (0.5 = indistinguishable) and "
+           f"log-loss (nats; {math.log(2):.3f} = a constant guess, lower = more separable)"]
+  loss = rep.log_loss or {}
+  cell = lambda k: f"{loss[k]:.3f}" if k in loss else "-"
   if rep.reference is None:
-    lines += ["| features | AUC |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in rep.aucs.items()]
+    lines += ["| features | AUC | log-loss |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.3f} | {cell(k)} |" for k, v in rep.aucs.items()]
   else:
     h = rep.n_real // 2
-    lines += [f"| features | real vs simulated | real vs real: halves ({h} vs {h}) "
-              "| real vs real mirrored |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v:.3f} | {rep.reference['halves'][k]:.3f} | "
+    lines += [f"| features | real vs simulated | log-loss | real vs real: halves ({h} vs "
+              f"{h}) | real vs real mirrored |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v:.3f} | {cell(k)} | {rep.reference['halves'][k]:.3f} | "
               f"{rep.reference['mirrored'][k]:.3f} |" for k, v in rep.aucs.items()]
   return "\n".join(lines)
