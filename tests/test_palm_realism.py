@@ -193,6 +193,30 @@ def test_layout_features_see_where_the_hand_is_not_how_it_looks():
                              m.reshape(4, 16, 2, 16, 2).mean((2, 4)).reshape(4, -1))
 
 
+def test_region_scores_find_where_the_samples_differ():
+  rng = _rng(18)
+  a, b = _blobs(rng, 150, 1.0), _blobs(rng, 150, 1.0)
+  b[:, :4] = np.clip(b[:, :4] + 0.3, 0, 1)   # brighter in the top two cells of the grid
+  reg = R.region_scores(a, b, seed=0)
+  assert set(reg) == {"pixels", "layout"} and set(reg["pixels"]) == set(R.REGIONS)
+  px = {k: v["auc"] for k, v in reg["pixels"].items()}
+  for region in ("top 2 rows", "outer ring (3 cells)", "row profile", "whole grid"):
+    assert px[region] > 0.95, px
+  for region in ("bottom 2 rows", "centre (inside the ring)"):
+    assert abs(px[region] - 0.5) < 0.12, px
+  # Hands moved sideways: the column profile sees it, the row profile does not.
+  left, right = _hands_at(rng, 120, 11), _hands_at(rng, 120, 20)
+  lay = {k: v["auc"] for k, v in R.region_scores(left, right, seed=0)["layout"].items()}
+  assert lay["column profile"] > 0.95 and abs(lay["row profile"] - 0.5) < 0.15, lay
+  # Each region is the plain test on that part of the grid.
+  grid = np.asarray(R.downsampled_pixels(np.r_[a, b])).reshape(-1, 16, 16)
+  y = np.r_[np.ones(150), np.zeros(150)]
+  assert px["top 2 rows"] == R.cross_validated_auc(grid[:, :2].reshape(300, -1), y)["auc"]
+  assert R.REGIONS["outer ring (3 cells)"](grid).shape == (300, 256 - 100)
+  with pytest.raises(InputError, match="one size"):
+    R.region_scores(a, b[:, :16, :16])
+
+
 def test_reference_aucs_floor_and_layout_sensitivity():
   rng = _rng(8)
   x = _blobs(rng, 240, 1.0)
@@ -299,6 +323,13 @@ def test_realism_cli_on_a_folder_and_on_a_split(tmp_path, capsys):
   assert set(ref) == {"halves", "mirrored"}
   assert set(ref["halves"]) == {"stats", "pixels", "layout"}
   assert "real vs real: halves (6 vs 6)" in out[1]
+  rc = main(["palm", "realism", "--real", str(tmp_path), "--n-sim", "12", "--style", "v3",
+             "--folds", "3", "--regions"])
+  assert rc == 0
+  out = capsys.readouterr().out.strip().splitlines()
+  reg = json.loads(out[-1])["regions"]
+  assert set(reg) == {"pixels", "layout"} and set(reg["layout"]) == set(R.REGIONS)
+  assert any(line.startswith("| row profile | ") for line in out)
   _manual_dir(tmp_path / "m")
   n_train = len(R.load_real_split(str(tmp_path / "m"), str(tmp_path / "d"), "train", 64)[0])
   rc = main(["palm", "realism", "--manual-dir", str(tmp_path / "m"), "--data-dir",

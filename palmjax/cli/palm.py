@@ -128,11 +128,12 @@ def _add_realism(sub: argparse._SubParsersAction) -> None:
   p = sub.add_parser(
       "realism", help="real-vs-simulated two-sample test (cross-validated AUC)",
       description="Tell real radiographs from as many simulated live captures with a "
-      "cross-validated logistic regression on simple image statistics and on 16x16 pixels, "
-      "at the capture size. The real radiographs are a folder (--real DIR: PNG/JPEG/TIFF/"
+      "cross-validated logistic regression on simple image statistics, on 16x16 pixels and "
+      "on the 16x16 hand mask (layout), at the capture size. The real radiographs are a folder (--real DIR: PNG/JPEG/TIFF/"
       "DICOM, read by the detector's clinical loader) or a split of the hand_radiographs "
       "TFDS builder (--manual-dir DIR --data-dir DIR --split S). ROC AUC 0.5 = "
-      "indistinguishable, 1 = perfectly separable. Prints a table and one JSON line.")
+      "indistinguishable, 1 = perfectly separable; the held-out log-loss beside it (0.693 = "
+      "a constant guess). Prints a table and one JSON line.")
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--real", metavar="DIR", help="folder of real radiographs")
   src.add_argument("--manual-dir", metavar="DIR",
@@ -155,6 +156,10 @@ def _add_realism(sub: argparse._SubParsersAction) -> None:
                  help="also the real-only controls: one random half of the real images "
                  "against the other (the floor, about 0.5) and against the other mirrored "
                  "left-right (how sharply each feature set sees layout)")
+  p.add_argument("--regions", action="store_true",
+                 help="also where in the frame the samples differ: the pixel and layout "
+                 "tests on parts of the 16x16 grid (top / bottom rows, outer ring, centre, "
+                 "row and column profiles, a 2x2 grid)")
   p.set_defaults(func=_realism)
 
 
@@ -172,7 +177,7 @@ def _realism(args: argparse.Namespace) -> int:
                              split=args.split, config=args.config, n_sim=args.n_sim,
                              seed=args.seed, limit=args.limit, style=args.style,
                              which=args.which, folds=args.folds,
-                             reference=args.reference)
+                             reference=args.reference, regions=args.regions)
   print(realism.summary_table(rep))
   print(json.dumps(rep.to_dict()))
   return 0

@@ -20,6 +20,10 @@ Feature sets (all on images ``[N, S, S]`` in [0, 1] at the model's capture size)
   that splits the pixel figure into "where" and "what": the realism target is set on
   ``stats`` and ``pixels``.
 
+Where in the frame a feature set separates the two samples, :func:`region_scores` (the
+command's ``--regions``): the same test on parts of the 16x16 grid (top and bottom rows,
+the outer ring and the centre, the row and column profiles, a 2x2 grid).
+
 Beside the AUC, the test reports the out-of-fold log-loss (mean cross-entropy in nats of the
 held-out predictions; ``ln 2 = 0.693`` is a constant guess, higher is worse than one). The
 AUC saturates near 1 when the samples are far apart; the log-loss still moves as they come
@@ -217,6 +221,47 @@ def realism_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
   return out
 
 
+def _ring(g: np.ndarray, width: int) -> np.ndarray:
+  keep = np.ones(g.shape[1:], bool)
+  keep[width:-width, width:-width] = False
+  return g[:, keep]
+
+
+# Parts of the ``[N, G, G]`` grid (G = PIXEL_GRID), each a feature matrix ``[N, k]``.
+REGIONS = {
+    "whole grid": lambda g: g.reshape(len(g), -1),
+    "top 2 rows": lambda g: g[:, :2].reshape(len(g), -1),
+    "bottom 2 rows": lambda g: g[:, -2:].reshape(len(g), -1),
+    "outer ring (3 cells)": lambda g: _ring(g, 3),
+    "centre (inside the ring)": lambda g: g[:, 3:-3, 3:-3].reshape(len(g), -1),
+    "row profile": lambda g: g.mean(axis=2),
+    "column profile": lambda g: g.mean(axis=1),
+    "2x2 grid": lambda g: g.reshape(len(g), 2, g.shape[1] // 2, 2, g.shape[2] // 2).mean(
+        axis=(2, 4)).reshape(len(g), -1),
+}
+REGION_SETS = ("pixels", "layout")   # the grid feature sets the regions are cut from
+
+
+def region_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5, seed: int = 0
+                  ) -> dict[str, dict[str, dict[str, float]]]:
+  """Where the two samples differ: ``{feature set: {region: {"auc", "log_loss"}}}`` for the
+  grid feature sets (``pixels``, ``layout``) restricted to each of :data:`REGIONS`."""
+  real, sim = np.asarray(real, np.float32), np.asarray(sim, np.float32)
+  if real.ndim != 3 or sim.ndim != 3 or real.shape[1:] != sim.shape[1:]:
+    raise InputError(f"real {real.shape} and simulated {sim.shape} images must both be "
+                     "[N, S, S] of one size")
+  both = np.concatenate([real, sim])
+  y = np.concatenate([np.ones(len(real)), np.zeros(len(sim))])
+  out = {}
+  for name in REGION_SETS:
+    grid = np.asarray(FEATURE_SETS[name](both)).reshape(len(both), PIXEL_GRID, PIXEL_GRID)
+    out[name] = {}
+    for region, cut in REGIONS.items():
+      cv = cross_validated_auc(cut(grid), y, folds=folds, seed=seed)
+      out[name][region] = {"auc": cv["auc"], "log_loss": cv["log_loss"]}
+  return out
+
+
 def realism_aucs(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
                  seed: int = 0) -> dict[str, float]:
   """Cross-validated AUC per feature set of real (``[N, S, S]``) vs simulated images."""
@@ -293,6 +338,8 @@ class RealismReport:
   reference: dict[str, dict[str, float]] | None = None
   # Out-of-fold log-loss per feature set (nats; ln 2 = a constant guess).
   log_loss: dict[str, float] | None = None
+  # Per region of the grid (region_scores), when asked for.
+  regions: dict[str, dict[str, dict[str, float]]] | None = None
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -335,12 +382,14 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
                  data_dir: str | None = None, split: str = "test", config: str = "default",
                  n_sim: int | None = None, seed: int = 0, limit: int | None = None,
                  style: str | None = None, which: str = "lr", folds: int = 5,
-                 sim=None, reference: bool = False) -> RealismReport:
+                 sim=None, reference: bool = False, regions: bool = False
+                 ) -> RealismReport:
   """Loads the real images, draws as many simulated live captures and returns the AUCs.
 
   The real images are a folder (``real_dir``) or a split of the ``hand_radiographs``
   builder (``manual_dir``, ``data_dir``, ``split``, ``config``). ``reference`` adds the
-  real-only controls of :func:`reference_aucs`.
+  real-only controls of :func:`reference_aucs`, ``regions`` the per-region figures of
+  :func:`region_scores`.
   """
   from palmjax.data import palm_xray
 
@@ -371,9 +420,10 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
   simulated = simulated_live(jax.random.key(seed), n_sim, sim, which=which)
   scores = realism_scores(real, simulated, folds=folds, seed=seed)
   ref = reference_aucs(real, folds=folds, seed=seed) if reference else None
+  reg = region_scores(real, simulated, folds=folds, seed=seed) if regions else None
   return RealismReport(len(real), n_sim, size, sim.style,
                        {k: v["auc"] for k, v in scores.items()}, where, ref,
-                       {k: v["log_loss"] for k, v in scores.items()})
+                       {k: v["log_loss"] for k, v in scores.items()}, reg)
 
 
 def summary_table(rep: RealismReport) -> str:
@@ -391,4 +441,12 @@ def summary_table(rep: RealismReport) -> str:
               f"{h}) | real vs real mirrored |", "|---|---|---|---|---|"]
     lines += [f"| {k} | {v:.3f} | {cell(k)} | {rep.reference['halves'][k]:.3f} | "
               f"{rep.reference['mirrored'][k]:.3f} |" for k, v in rep.aucs.items()]
+  if rep.regions is not None:
+    sets = list(rep.regions)
+    lines += ["", "by region of the 16x16 grid: AUC / log-loss",
+              "| region | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for region in REGIONS:
+      cells = [f"{rep.regions[k][region]['auc']:.3f} / {rep.regions[k][region]['log_loss']:.3f}"
+               for k in sets]
+      lines.append(f"| {region} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
