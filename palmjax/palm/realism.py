@@ -204,16 +204,20 @@ def cross_validated_auc(x: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: i
           "scores": scores}
 
 
-def realism_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
-                   seed: int = 0) -> dict[str, dict[str, float]]:
-  """Cross-validated ``{"auc", "log_loss"}`` per feature set of real (``[N, S, S]``) vs
-  simulated images."""
+def _pooled(real: ArrayLike, sim: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+  """Real and simulated images ``[N, S, S]`` of one size stacked, and their labels (1 real)."""
   real, sim = np.asarray(real, np.float32), np.asarray(sim, np.float32)
   if real.ndim != 3 or sim.ndim != 3 or real.shape[1:] != sim.shape[1:]:
     raise InputError(f"real {real.shape} and simulated {sim.shape} images must both be "
                      "[N, S, S] of one size")
-  both = np.concatenate([real, sim])
-  y = np.concatenate([np.ones(len(real)), np.zeros(len(sim))])
+  return np.concatenate([real, sim]), np.concatenate([np.ones(len(real)), np.zeros(len(sim))])
+
+
+def realism_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
+                   seed: int = 0) -> dict[str, dict[str, float]]:
+  """Cross-validated ``{"auc", "log_loss"}`` per feature set of real (``[N, S, S]``) vs
+  simulated images."""
+  both, y = _pooled(real, sim)
   out = {}
   for name, fn in FEATURE_SETS.items():
     cv = cross_validated_auc(np.asarray(fn(both)), y, folds=folds, seed=seed)
@@ -246,12 +250,7 @@ def region_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5, seed: int 
                   ) -> dict[str, dict[str, dict[str, float]]]:
   """Where the two samples differ: ``{feature set: {region: {"auc", "log_loss"}}}`` for the
   grid feature sets (``pixels``, ``layout``) restricted to each of :data:`REGIONS`."""
-  real, sim = np.asarray(real, np.float32), np.asarray(sim, np.float32)
-  if real.ndim != 3 or sim.ndim != 3 or real.shape[1:] != sim.shape[1:]:
-    raise InputError(f"real {real.shape} and simulated {sim.shape} images must both be "
-                     "[N, S, S] of one size")
-  both = np.concatenate([real, sim])
-  y = np.concatenate([np.ones(len(real)), np.zeros(len(sim))])
+  both, y = _pooled(real, sim)
   out = {}
   for name in REGION_SETS:
     grid = np.asarray(FEATURE_SETS[name](both)).reshape(len(both), PIXEL_GRID, PIXEL_GRID)
