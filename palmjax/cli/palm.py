@@ -129,8 +129,9 @@ def _add_realism(sub: argparse._SubParsersAction) -> None:
       "realism", help="real-vs-simulated two-sample test (cross-validated AUC)",
       description="Tell real radiographs from as many simulated live captures with a "
       "cross-validated logistic regression on simple image statistics, on 16x16 pixels and "
-      "on the 16x16 hand mask (layout), at the capture size. The real radiographs are a folder (--real DIR: PNG/JPEG/TIFF/"
-      "DICOM, read by the detector's clinical loader) or a split of the hand_radiographs "
+      "on the 16x16 hand mask (layout), at the capture size. The real radiographs are a "
+      "folder (--real DIR: PNG/JPEG/TIFF/DICOM, read by the detector's clinical loader) or "
+      "a split of the hand_radiographs "
       "TFDS builder (--manual-dir DIR --data-dir DIR --split S). ROC AUC 0.5 = "
       "indistinguishable, 1 = perfectly separable; the held-out log-loss beside it (0.693 = "
       "a constant guess). Prints a table and one JSON line.")

@@ -213,16 +213,23 @@ def _pooled(real: ArrayLike, sim: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
   return np.concatenate([real, sim]), np.concatenate([np.ones(len(real)), np.zeros(len(sim))])
 
 
+def _features(images: np.ndarray, names) -> dict[str, np.ndarray]:
+  """The feature sets ``names`` (keys of :data:`FEATURE_SETS`) of ``images``, each once."""
+  return {name: np.asarray(FEATURE_SETS[name](images)) for name in names}
+
+
+def _scores(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict[str, float]:
+  cv = cross_validated_auc(x, y, folds=folds, seed=seed)
+  return {"auc": cv["auc"], "log_loss": cv["log_loss"]}
+
+
 def realism_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5,
                    seed: int = 0) -> dict[str, dict[str, float]]:
   """Cross-validated ``{"auc", "log_loss"}`` per feature set of real (``[N, S, S]``) vs
   simulated images."""
   both, y = _pooled(real, sim)
-  out = {}
-  for name, fn in FEATURE_SETS.items():
-    cv = cross_validated_auc(np.asarray(fn(both)), y, folds=folds, seed=seed)
-    out[name] = {"auc": cv["auc"], "log_loss": cv["log_loss"]}
-  return out
+  feats = _features(both, FEATURE_SETS)
+  return {name: _scores(x, y, folds, seed) for name, x in feats.items()}
 
 
 def _ring(g: np.ndarray, width: int) -> np.ndarray:
@@ -251,13 +258,17 @@ def region_scores(real: ArrayLike, sim: ArrayLike, *, folds: int = 5, seed: int 
   """Where the two samples differ: ``{feature set: {region: {"auc", "log_loss"}}}`` for the
   grid feature sets (``pixels``, ``layout``) restricted to each of :data:`REGIONS`."""
   both, y = _pooled(real, sim)
+  return _by_region(_features(both, REGION_SETS), y, folds, seed)
+
+
+def _by_region(feats: dict[str, np.ndarray], y: np.ndarray, folds: int, seed: int
+               ) -> dict[str, dict[str, dict[str, float]]]:
+  """:func:`region_scores` from the feature sets already computed (``feats`` holds at
+  least :data:`REGION_SETS`)."""
   out = {}
   for name in REGION_SETS:
-    grid = np.asarray(FEATURE_SETS[name](both)).reshape(len(both), PIXEL_GRID, PIXEL_GRID)
-    out[name] = {}
-    for region, cut in REGIONS.items():
-      cv = cross_validated_auc(cut(grid), y, folds=folds, seed=seed)
-      out[name][region] = {"auc": cv["auc"], "log_loss": cv["log_loss"]}
+    grid = feats[name].reshape(len(y), PIXEL_GRID, PIXEL_GRID)
+    out[name] = {region: _scores(cut(grid), y, folds, seed) for region, cut in REGIONS.items()}
   return out
 
 
@@ -417,9 +428,13 @@ def realism_test(real_dir: str | None = None, *, manual_dir: str | None = None,
   if n_sim < folds:
     raise InputError(f"--n-sim must be >= {folds}, got {n_sim}")
   simulated = simulated_live(jax.random.key(seed), n_sim, sim, which=which)
-  scores = realism_scores(real, simulated, folds=folds, seed=seed)
+  # Each feature set once (the gate's masks of every image for ``layout``), for the
+  # figures and the regions alike.
+  both, y = _pooled(real, simulated)
+  feats = _features(both, FEATURE_SETS)
+  scores = {name: _scores(x, y, folds, seed) for name, x in feats.items()}
   ref = reference_aucs(real, folds=folds, seed=seed) if reference else None
-  reg = region_scores(real, simulated, folds=folds, seed=seed) if regions else None
+  reg = _by_region(feats, y, folds, seed) if regions else None
   return RealismReport(len(real), n_sim, size, sim.style,
                        {k: v["auc"] for k, v in scores.items()}, where, ref,
                        {k: v["log_loss"] for k, v in scores.items()}, reg)
